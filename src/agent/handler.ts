@@ -1,0 +1,21 @@
+// The seam between the SPOP agent and what it is used for. The agent decodes
+// a NOTIFY, calls the handler, and sends back whatever actions it returns in
+// the ACK. Tracing is one handler; tests use trivial ones.
+
+import type { Action, Message, Uint64 } from '../spop/index.js'
+
+export interface NotifyContext {
+  /** HAProxy's engine-id from the HELLO (per SPOE engine and thread on 2.x, per agent on 3.x). */
+  readonly engineId: string | null
+  readonly streamId: Uint64
+  readonly frameId: Uint64
+}
+
+/**
+ * Called once per NOTIFY. Return the actions synchronously whenever possible:
+ * a returned promise delays this one ACK (others on the connection go on, out
+ * of order, when pipelining is on), and HAProxy gives up on it after its
+ * `timeout processing`. A throw or rejection is logged and answered with an
+ * empty ACK: a bug in a handler must not cost HAProxy the connection.
+ */
+export type NotifyHandler = (messages: Message[], ctx: NotifyContext) => Action[] | Promise<Action[]>

@@ -1,0 +1,170 @@
+// The listener: accepts HAProxy's SPOP connections on TCP or a unix socket,
+// tracks them, enforces connection timeouts with one sweep a second, and
+// stops gracefully (stop accepting, let in-flight frames finish, DISCONNECT,
+// wait a bounded time) or at once.
+
+import { existsSync, lstatSync, unlinkSync } from 'node:fs'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import type { Logger } from 'pino'
+import type { Capability } from '../spop/index.js'
+import { LogLimiter } from '../util/log-limiter.js'
+import { Connection, type ConnectionTimeouts } from './connection.js'
+import type { NotifyHandler } from './handler.js'
+import { AgentStats } from './stats.js'
+
+export type ListenAddress = { host: string; port: number } | { path: string }
+
+export interface AgentServerOptions {
+  handler: NotifyHandler
+  logger: Logger
+  listen: ListenAddress
+  backlog?: number
+  /** Largest frame accepted; the AGENT-HELLO says min(this, HAProxy's). Default 16384. */
+  maxFrameSize?: number
+  /** Capabilities offered to HAProxy (intersected with its own). Default: pipelining. */
+  capabilities?: readonly Capability[]
+  /** Beyond this many open connections new ones are refused (0 = no limit). */
+  maxConnections?: number
+  maxReassembledSize?: number
+  timeouts?: Partial<ConnectionTimeouts>
+  stats?: AgentStats
+  /** Interval of the rate limit on log lines about bad input. */
+  logIntervalMs?: number
+}
+
+export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
+  helloMs: 10_000,
+  frameMs: 30_000,
+  idleMs: 0,
+  closeGraceMs: 5_000,
+}
+
+export class AgentServer {
+  readonly stats: AgentStats
+  private readonly server: Server
+  private readonly conns = new Set<Connection>()
+  private readonly opts: AgentServerOptions
+  private readonly timeouts: ConnectionTimeouts
+  private readonly limiter: LogLimiter
+  private sweep: NodeJS.Timeout | null = null
+  private closing: Promise<void> | null = null
+
+  constructor(opts: AgentServerOptions) {
+    this.opts = opts
+    this.stats = opts.stats ?? new AgentStats()
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts }
+    this.limiter = new LogLimiter(opts.logIntervalMs)
+    this.server = createServer({ noDelay: true }, this.onConnection)
+    this.server.on('error', (err) => opts.logger.error({ err }, 'listener error'))
+  }
+
+  /** Open connections. */
+  get connections(): ReadonlySet<Connection> {
+    return this.conns
+  }
+
+  get listening(): boolean {
+    return this.server.listening
+  }
+
+  /** Starts listening; resolves with the bound address (a port of 0 picks a free one). */
+  async listen(): Promise<ListenAddress> {
+    const { listen, backlog } = this.opts
+    if ('path' in listen) await removeStaleSocket(listen.path)
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err)
+      this.server.once('error', onError)
+      const done = (): void => {
+        this.server.off('error', onError)
+        resolve()
+      }
+      if ('path' in listen) this.server.listen({ path: listen.path, backlog }, done)
+      else this.server.listen({ host: listen.host, port: listen.port, backlog }, done)
+    })
+    this.sweep = setInterval(this.checkTimeouts, 1000).unref()
+    const addr = this.server.address()
+    const bound: ListenAddress =
+      addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : { path: String(addr) }
+    this.opts.logger.info({ listen: bound }, 'listening for SPOP connections')
+    return bound
+  }
+
+  private readonly onConnection = (socket: Socket): void => {
+    const max = this.opts.maxConnections ?? 0
+    if (this.closing !== null || (max > 0 && this.conns.size >= max)) {
+      this.stats.connectionsRejected++
+      socket.destroy()
+      return
+    }
+    const conn = new Connection(socket, {
+      handler: this.opts.handler,
+      limits: {
+        maxFrameSize: this.opts.maxFrameSize ?? 16384,
+        capabilities: this.opts.capabilities ?? ['pipelining'],
+      },
+      logger: this.opts.logger,
+      stats: this.stats,
+      limiter: this.limiter,
+      maxReassembledSize: this.opts.maxReassembledSize ?? 1 << 20,
+    })
+    this.conns.add(conn)
+    void conn.closed.then(() => this.conns.delete(conn))
+  }
+
+  private readonly checkTimeouts = (): void => {
+    const now = Date.now()
+    for (const c of this.conns) c.checkTimeouts(now, this.timeouts)
+  }
+
+  /**
+   * Graceful stop: no new connections; each open one finishes its in-flight
+   * frames, then gets AGENT-DISCONNECT (0, normal). Connections still open
+   * after `timeoutMs` are destroyed. Runs once; later calls get the same promise.
+   */
+  close(timeoutMs = 5000): Promise<void> {
+    this.closing ??= (async () => {
+      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()))
+      const all = Promise.all([...this.conns].map((c) => c.shutdown()))
+      let timer: NodeJS.Timeout | undefined
+      const expired = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timeoutMs)
+      })
+      if ((await Promise.race([all, expired])) === 'timeout') {
+        this.opts.logger.warn({ open: this.conns.size }, 'connections still open at the shutdown deadline; closing them')
+        for (const c of this.conns) c.destroy()
+      }
+      clearTimeout(timer)
+      if (this.sweep) clearInterval(this.sweep)
+      await stopped
+    })()
+    return this.closing
+  }
+
+  /** Immediate stop: every connection is cut. */
+  destroy(): void {
+    this.closing ??= Promise.resolve()
+    this.server.close()
+    if (this.sweep) clearInterval(this.sweep)
+    for (const c of this.conns) c.destroy()
+  }
+}
+
+/**
+ * A unix socket file left by a previous run that crashed blocks listen() with
+ * EADDRINUSE. Remove it only if nothing answers on it: two agents must not
+ * steal each other's socket.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return
+  if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket`)
+  const alive = await new Promise<boolean>((resolve) => {
+    const s = connect({ path })
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
+  if (alive) throw Object.assign(new Error(`another process is listening on ${path}`), { code: 'EADDRINUSE' })
+  unlinkSync(path)
+}
