@@ -40,7 +40,8 @@ import {
 import type { LogLimiter } from '../util/log-limiter.js'
 import type { NotifyHandler } from './handler.js'
 import { type AgentLimits, type Negotiated, negotiate } from './handshake.js'
-import { type AgentStats, bump } from './stats.js'
+import { bump } from '../util/counters.js'
+import type { AgentStats } from './stats.js'
 
 export interface ConnectionOptions {
   handler: NotifyHandler

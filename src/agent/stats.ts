@@ -32,7 +32,3 @@ export class AgentStats {
   /** NOTIFY frames whose handler has not returned yet, all connections. */
   inflight = 0
 }
-
-export function bump<K>(m: Map<K, number>, key: K, by = 1): void {
-  m.set(key, (m.get(key) ?? 0) + by)
-}

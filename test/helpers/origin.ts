@@ -1,5 +1,5 @@
-// A small HTTP origin for end-to-end tests: answers every request with 200 and
-// a JSON body, and records the headers it received (to check propagation).
+// A small HTTP origin for end-to-end tests: answers every request with 200 (or
+// ?status=NNN) and a JSON body, and records the headers it received (to check propagation).
 
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 
@@ -14,8 +14,10 @@ export async function startOrigin(opts: { delayMs?: number } = {}): Promise<Orig
   const server: Server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers })
     req.resume()
+    // ?status=NNN picks the status code, for error-path tests.
+    const status = Number(/[?&]status=(\d{3})/.exec(req.url ?? '')?.[1] ?? 200)
     const reply = (): void => {
-      res.writeHead(200, { 'content-type': 'application/json' })
+      res.writeHead(status, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ ok: true, url: req.url }))
     }
     if (opts.delayMs) setTimeout(reply, opts.delayMs)

@@ -1,0 +1,64 @@
+// The one validated configuration object everything below the CLI takes.
+// Defaults live here; cli.ts layers flags, OTEL_* variables and the config
+// file on top (in that order of precedence) and calls validateConfig().
+
+import type { ConnectionTimeouts, ListenAddress } from './agent/index.js'
+import { DEFAULT_TIMEOUTS } from './agent/index.js'
+import { type ExportConfig, DEFAULT_EXPORT_CONFIG, validateExportConfig } from './export/config.js'
+import type { Capability } from './spop/index.js'
+import { MIN_MAX_FRAME_SIZE } from './spop/index.js'
+import { DEFAULT_SPAN_LIMITS, type SpanLimits } from './tracing/trace.js'
+import { DEFAULT_TREE_LIMITS, type TreeLimits } from './tracing/trace-store.js'
+import { ConfigError } from './util/config-error.js'
+
+export interface Config {
+  listen: ListenAddress
+  backlog: number
+  /** -m: the largest frame accepted; HAProxy's own value is echoed when it is smaller. */
+  maxFrameSize: number
+  /** -c: offered to HAProxy, intersected with what it offers. */
+  capabilities: Capability[]
+  maxConnections: number
+  timeouts: ConnectionTimeouts
+  tree: TreeLimits
+  spanLimits: SpanLimits
+  export: ExportConfig
+  /** Deadline for a graceful stop: in-flight frames, open trees, export flush. */
+  shutdownTimeoutMs: number
+  /** -t: an artificial delay before each ACK (testing HAProxy's timeout processing). */
+  processingDelayMs: number
+  /** -i: period of the statistics line (0 = off). */
+  monitorIntervalMs: number
+  /** -r: stop by itself after this long (0 = run until signalled). */
+  runtimeMs: number
+}
+
+export const DEFAULT_CONFIG: Config = {
+  listen: { host: '127.0.0.1', port: 12345 },
+  backlog: 511,
+  maxFrameSize: 16384,
+  capabilities: ['pipelining'],
+  maxConnections: 4096,
+  timeouts: DEFAULT_TIMEOUTS,
+  tree: DEFAULT_TREE_LIMITS,
+  spanLimits: DEFAULT_SPAN_LIMITS,
+  export: DEFAULT_EXPORT_CONFIG,
+  shutdownTimeoutMs: 10_000,
+  processingDelayMs: 0,
+  monitorIntervalMs: 5000,
+  runtimeMs: 0,
+}
+
+export function validateConfig(c: Config): Config {
+  if (!Number.isInteger(c.maxFrameSize) || c.maxFrameSize < MIN_MAX_FRAME_SIZE || c.maxFrameSize > 1 << 24) {
+    throw new ConfigError('max-frame-size', `expected an integer from ${MIN_MAX_FRAME_SIZE} to ${1 << 24}, got ${c.maxFrameSize}`)
+  }
+  if ('port' in c.listen && (!Number.isInteger(c.listen.port) || c.listen.port < 0 || c.listen.port > 65535)) {
+    throw new ConfigError('port', `expected 0 to 65535, got ${c.listen.port}`)
+  }
+  if (c.tree.maxTrees < 1) throw new ConfigError('max-trees', 'expected at least 1')
+  if (c.tree.maxSpansPerTree < 1) throw new ConfigError('max-spans-per-tree', 'expected at least 1')
+  if (c.tree.idleTtlMs < 1) throw new ConfigError('tree-ttl', 'expected a positive time')
+  validateExportConfig(c.export)
+  return c
+}

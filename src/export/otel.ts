@@ -1,0 +1,191 @@
+// Everything that touches the OpenTelemetry JS SDK lives here, so the move
+// from the 2.x line (Node 20) to 3.x (Node >= 22.15) is a version bump and
+// this one file. It builds ReadableSpan objects straight from our span
+// records (cheaper than going through a Tracer: no sampler, no context, no
+// per-span processor hooks, which all happened already in the agent), and it
+// makes the exporters: OTLP http/protobuf and http/json, console, file.
+
+import { openSync, writeSync, closeSync } from 'node:fs'
+import { type Attributes, type DiagLogger, diag, DiagLogLevel, type HrTime, type Link, SpanKind, type SpanContext } from '@opentelemetry/api'
+import { type ExportResult, ExportResultCode, TraceState } from '@opentelemetry/core'
+import { OTLPTraceExporter as OtlpHttpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http'
+import { OTLPTraceExporter as OtlpHttpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto'
+import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer'
+import { defaultResource, type Resource, resourceFromAttributes } from '@opentelemetry/resources'
+import { ConsoleSpanExporter, type ReadableSpan, type SpanExporter, type TimedEvent } from '@opentelemetry/sdk-trace-base'
+import type { FinishedSpan, SpanKindName } from '../tracing/types.js'
+import type { ExportConfig } from './config.js'
+
+export { ExportResultCode, type ExportResult, type SpanExporter, type ReadableSpan }
+
+const KINDS: Record<SpanKindName, SpanKind> = {
+  internal: SpanKind.INTERNAL,
+  server: SpanKind.SERVER,
+  client: SpanKind.CLIENT,
+  producer: SpanKind.PRODUCER,
+  consumer: SpanKind.CONSUMER,
+}
+
+const hrTime = (us: number): HrTime => {
+  const s = Math.floor(us / 1e6)
+  return [s, Math.round((us - s * 1e6) * 1000)]
+}
+
+/** A ReadableSpan over one of our records; the fields the OTLP serializers read, nothing more. */
+class RecordSpan implements ReadableSpan {
+  readonly name: string
+  readonly kind: SpanKind
+  readonly parentSpanContext: SpanContext | undefined
+  readonly startTime: HrTime
+  readonly endTime: HrTime
+  readonly duration: HrTime
+  readonly status: { code: number; message?: string }
+  readonly attributes: Attributes
+  readonly links: Link[]
+  readonly events: TimedEvent[]
+  readonly ended = true
+  readonly resource: Resource
+  readonly instrumentationScope: { name: string; version?: string }
+  readonly droppedAttributesCount: number
+  readonly droppedEventsCount: number
+  readonly droppedLinksCount: number
+  private readonly ctx: SpanContext
+
+  constructor(r: FinishedSpan, resource: Resource, scope: { name: string; version?: string }) {
+    this.name = r.name
+    this.kind = KINDS[r.kind]
+    this.ctx = { traceId: r.traceId, spanId: r.spanId, traceFlags: r.traceFlags, isRemote: false }
+    if (r.traceState !== '') this.ctx.traceState = new TraceState(r.traceState)
+    this.parentSpanContext =
+      r.parentSpanId === ''
+        ? undefined
+        : { traceId: r.traceId, spanId: r.parentSpanId, traceFlags: r.traceFlags, isRemote: r.parentIsRemote }
+    this.startTime = hrTime(r.startUs)
+    this.endTime = hrTime(r.endUs)
+    this.duration = hrTime(r.endUs - r.startUs)
+    this.status = r.status.message === '' ? { code: r.status.code } : { code: r.status.code, message: r.status.message }
+    this.attributes = r.attributes
+    this.links = r.links.map((l) => ({
+      context: { traceId: l.traceId, spanId: l.spanId, traceFlags: r.traceFlags },
+      attributes: l.attributes,
+    }))
+    this.events = r.events.map((e) => ({ name: e.name, time: hrTime(e.timeUs), attributes: e.attributes }))
+    this.resource = resource
+    this.instrumentationScope = scope
+    this.droppedAttributesCount = r.droppedAttributes
+    this.droppedEventsCount = r.droppedEvents
+    this.droppedLinksCount = r.droppedLinks
+  }
+
+  spanContext(): SpanContext {
+    return this.ctx
+  }
+}
+
+/**
+ * Turns span records into ReadableSpans. Resources are cached per HAProxy
+ * engine-id: the OTLP serializers group spans by Resource object identity,
+ * so one object per engine gives one ResourceSpans entry per engine.
+ */
+export class SpanConverter {
+  private readonly base: Resource
+  private readonly byEngine = new Map<string, Resource>()
+  private readonly scope: { name: string; version: string }
+
+  constructor(resource: Record<string, string>, scope: { name: string; version: string }) {
+    this.base = defaultResource().merge(resourceFromAttributes(resource))
+    this.scope = scope
+  }
+
+  private resourceFor(engineId: string | null): Resource {
+    if (engineId === null) return this.base
+    let r = this.byEngine.get(engineId)
+    if (r === undefined) {
+      // Bounded in practice (threads x SPOE engines x HAProxy processes); cap it anyway.
+      if (this.byEngine.size >= 1024) this.byEngine.clear()
+      r = this.base.merge(resourceFromAttributes({ 'haproxy.engine_id': engineId }))
+      this.byEngine.set(engineId, r)
+    }
+    return r
+  }
+
+  convert(records: readonly FinishedSpan[]): ReadableSpan[] {
+    const out = new Array<ReadableSpan>(records.length)
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!
+      out[i] = new RecordSpan(r, this.resourceFor(r.engineId), this.scope)
+    }
+    return out
+  }
+}
+
+/**
+ * Appends OTLP/JSON to a file, one ExportTraceServiceRequest per line (the
+ * layout of the OpenTelemetry Collector's file exporter). Needs no collector:
+ * the embedded default of the demo.
+ */
+export class FileSpanExporter implements SpanExporter {
+  private fd: number | null
+
+  constructor(path: string) {
+    this.fd = openSync(path, 'a')
+  }
+
+  export(spans: ReadableSpan[], done: (r: ExportResult) => void): void {
+    if (this.fd === null) {
+      done({ code: ExportResultCode.FAILED, error: new Error('file exporter is shut down') })
+      return
+    }
+    try {
+      const body = JsonTraceSerializer.serializeRequest(spans)
+      if (!body) throw new Error('serialization failed')
+      // One write per batch with O_APPEND: lines from several workers never interleave.
+      writeSync(this.fd, Buffer.concat([body, Buffer.from('\n')]))
+      done({ code: ExportResultCode.SUCCESS })
+    } catch (error) {
+      done({ code: ExportResultCode.FAILED, error: error as Error })
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.fd !== null) closeSync(this.fd)
+    this.fd = null
+  }
+
+  async forceFlush(): Promise<void> {}
+}
+
+export function createSpanExporter(c: ExportConfig): SpanExporter {
+  switch (c.exporter) {
+    case 'otlp': {
+      const options = {
+        url: c.endpoint,
+        headers: c.headers,
+        timeoutMillis: c.timeoutMs,
+        compression: c.compression as never,
+        concurrencyLimit: c.maxConcurrentExports,
+      }
+      return c.protocol === 'http/json' ? new OtlpHttpJsonExporter(options) : new OtlpHttpProtoExporter(options)
+    }
+    case 'console':
+      return new ConsoleSpanExporter()
+    case 'file':
+      return new FileSpanExporter(c.file)
+    case 'none':
+      throw new Error('the none exporter has no SpanExporter')
+  }
+}
+
+/** Routes the SDK's internal diagnostics (retries, HTTP errors) to our logger, warnings and up. */
+export function routeDiagnostics(log: (level: 'warn' | 'error', msg: string) => void): void {
+  const fmt = (msg: string, args: unknown[]): string =>
+    [msg, ...args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a)))].join(' ')
+  const logger: DiagLogger = {
+    error: (msg, ...args) => log('error', fmt(msg, args)),
+    warn: (msg, ...args) => log('warn', fmt(msg, args)),
+    info: () => {},
+    debug: () => {},
+    verbose: () => {},
+  }
+  diag.setLogger(logger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })
+}

@@ -1,0 +1,226 @@
+// The export worker pool: N worker threads, each running its own exporter.
+// Batches go to the ready worker with the least in flight, up to a few
+// exports per worker; the pool accounts for every span it hands out (exported,
+// failed, or lost with a crashed worker) and restarts crashed workers with
+// backoff. shutdown() lets in-flight exports finish within a deadline.
+
+import { Worker } from 'node:worker_threads'
+import type { Logger } from 'pino'
+import type { FinishedSpan } from '../tracing/types.js'
+import { bump } from '../util/counters.js'
+import { LogLimiter } from '../util/log-limiter.js'
+import type { ExportConfig } from './config.js'
+import type { FromWorker, ToWorker, WorkerInit } from './protocol.js'
+import type { ExportStats } from './stats.js'
+
+// Under tap's TypeScript loader this module is a .ts file and so is its worker.
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
+
+export interface ExportPoolOptions {
+  config: ExportConfig
+  scope: { name: string; version: string }
+  stats: ExportStats
+  logger: Logger
+  /** Called whenever a worker can take more work. */
+  onCapacity?: () => void
+}
+
+interface Slot {
+  index: number
+  worker: Worker | null
+  ready: boolean
+  /** batch id -> span count */
+  readonly inflight: Map<number, number>
+  inflightSpans: number
+  backoffMs: number
+  restartTimer: NodeJS.Timeout | null
+  closed: (() => void) | null
+}
+
+export class ExportPool {
+  private readonly opts: ExportPoolOptions
+  private readonly slots: Slot[] = []
+  private readonly limiter = new LogLimiter()
+  private nextBatch = 1
+  private stopping = false
+  onCapacity: () => void
+
+  constructor(opts: ExportPoolOptions) {
+    this.opts = opts
+    this.onCapacity = opts.onCapacity ?? (() => {})
+    for (let i = 0; i < opts.config.numWorkers; i++) {
+      this.slots.push({
+        index: i,
+        worker: null,
+        ready: false,
+        inflight: new Map(),
+        inflightSpans: 0,
+        backoffMs: 100,
+        restartTimer: null,
+        closed: null,
+      })
+    }
+  }
+
+  /** Starts every worker; resolves when all are ready, rejects if one fails to start in time. */
+  async start(timeoutMs = 15_000): Promise<void> {
+    await Promise.all(this.slots.map((s) => this.spawn(s, timeoutMs)))
+  }
+
+  private spawn(slot: Slot, timeoutMs: number): Promise<void> {
+    const init: WorkerInit = { config: this.opts.config, scope: this.opts.scope }
+    const worker = new Worker(WORKER_URL, { workerData: init, name: `export-${slot.index}` })
+    slot.worker = worker
+    slot.ready = false
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`export worker ${slot.index} not ready after ${timeoutMs} ms`)), timeoutMs)
+      worker.on('message', (m: FromWorker) => {
+        if (m.type === 'ready') {
+          clearTimeout(timer)
+          slot.ready = true
+          slot.backoffMs = 100
+          this.opts.stats.workersUp++
+          resolve()
+          this.onCapacity()
+        } else this.onMessage(slot, m)
+      })
+      worker.on('error', (err) => {
+        clearTimeout(timer)
+        this.log('worker-error', 'error', { worker: slot.index, err }, 'export worker crashed')
+        reject(err)
+      })
+      worker.on('exit', (code) => this.onExit(slot, worker, code))
+    })
+  }
+
+  private onMessage(slot: Slot, m: FromWorker): void {
+    const stats = this.opts.stats
+    switch (m.type) {
+      case 'result': {
+        const n = slot.inflight.get(m.id) ?? 0
+        slot.inflight.delete(m.id)
+        slot.inflightSpans -= n
+        stats.inFlight -= n
+        stats.exportMsSum += m.ms
+        if (m.ms > stats.exportMsMax) stats.exportMsMax = m.ms
+        if (m.ok) {
+          stats.spansExported += n
+          stats.batchesExported++
+          stats.failingSince = 0
+        } else {
+          stats.batchesFailed++
+          bump(stats.spansDropped, 'export_failed', n)
+          if (stats.failingSince === 0) stats.failingSince = Date.now()
+          this.log('export-failed', 'warn', { spans: n, error: m.error, endpoint: this.endpoint() }, 'export failed; spans dropped')
+        }
+        this.onCapacity()
+        return
+      }
+      case 'log':
+        this.log(`otel-${m.level}`, m.level, { worker: slot.index }, `exporter: ${m.msg}`)
+        return
+      case 'closed':
+        slot.closed?.()
+        return
+      case 'ready':
+        return
+    }
+  }
+
+  private onExit(slot: Slot, worker: Worker, code: number): void {
+    if (slot.worker !== worker) return
+    const stats = this.opts.stats
+    if (slot.ready) stats.workersUp--
+    slot.ready = false
+    slot.worker = null
+    const lost = slot.inflightSpans
+    if (lost > 0) {
+      bump(stats.spansDropped, 'worker_crash', lost)
+      stats.inFlight -= lost
+    }
+    slot.inflight.clear()
+    slot.inflightSpans = 0
+    slot.closed?.()
+    if (this.stopping) return
+    stats.workerRestarts++
+    this.log('worker-exit', 'error', { worker: slot.index, code, lostSpans: lost, restartInMs: slot.backoffMs }, 'export worker exited; restarting')
+    const delay = slot.backoffMs
+    slot.backoffMs = Math.min(slot.backoffMs * 2, 5000)
+    slot.restartTimer = setTimeout(() => {
+      slot.restartTimer = null
+      if (!this.stopping) this.spawn(slot, 15_000).catch(() => {})
+    }, delay)
+  }
+
+  /** Spans a worker holds and has not acknowledged. */
+  get inFlight(): number {
+    return this.opts.stats.inFlight
+  }
+
+  /** Hands a batch to the least busy ready worker; false if none can take it now. */
+  dispatch(batch: FinishedSpan[]): boolean {
+    let best: Slot | null = null
+    for (const s of this.slots) {
+      if (!s.ready || s.inflight.size >= this.opts.config.maxConcurrentExports) continue
+      if (best === null || s.inflightSpans < best.inflightSpans) best = s
+    }
+    if (best === null) return false
+    const id = this.nextBatch++
+    best.inflight.set(id, batch.length)
+    best.inflightSpans += batch.length
+    this.opts.stats.inFlight += batch.length
+    const msg: ToWorker = { type: 'export', id, spans: batch }
+    best.worker!.postMessage(msg)
+    return true
+  }
+
+  /** Fault injection for tests: makes worker `index` throw. */
+  crash(index: number): void {
+    this.slots[index]?.worker?.postMessage({ type: 'crash' } satisfies ToWorker)
+  }
+
+  /**
+   * Lets each worker finish its in-flight exports and shut its exporter down,
+   * within `deadlineMs`; then terminates whatever is left. Spans still in
+   * flight at the deadline are counted as dropped (shutdown).
+   */
+  async shutdown(deadlineMs: number): Promise<void> {
+    this.stopping = true
+    const waits = this.slots.map((slot) => {
+      if (slot.restartTimer) clearTimeout(slot.restartTimer)
+      const w = slot.worker
+      if (w === null) return Promise.resolve()
+      const closed = new Promise<void>((resolve) => (slot.closed = resolve))
+      w.postMessage({ type: 'shutdown' } satisfies ToWorker)
+      return closed
+    })
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([Promise.all(waits), new Promise((r) => (timer = setTimeout(r, deadlineMs)))])
+    clearTimeout(timer)
+    const stats = this.opts.stats
+    for (const slot of this.slots) {
+      if (slot.inflightSpans > 0) {
+        bump(stats.spansDropped, 'shutdown', slot.inflightSpans)
+        stats.inFlight -= slot.inflightSpans
+        slot.inflightSpans = 0
+        slot.inflight.clear()
+      }
+      const w = slot.worker
+      slot.worker = null
+      if (slot.ready) stats.workersUp--
+      slot.ready = false
+      if (w) await w.terminate()
+    }
+  }
+
+  private endpoint(): string {
+    const c = this.opts.config
+    return c.exporter === 'otlp' ? c.endpoint : c.exporter === 'file' ? c.file : c.exporter
+  }
+
+  private log(key: string, level: 'warn' | 'error', obj: object, msg: string): void {
+    const suppressed = this.limiter.allow(key)
+    if (suppressed < 0) return
+    this.opts.logger[level](suppressed > 0 ? { ...obj, suppressed } : obj, msg)
+  }
+}

@@ -1,0 +1,21 @@
+// Counters of the export side: what was queued, sent, exported, dropped
+// (by reason) and how long exports took. Read by /metrics and the stats line.
+
+export class ExportStats {
+  spansQueued = 0
+  spansExported = 0
+  /** Spans that never reached the backend, by reason (queue_full, export_failed, worker_crash, shutdown). */
+  readonly spansDropped = new Map<string, number>()
+  batchesExported = 0
+  batchesFailed = 0
+  exportMsSum = 0
+  exportMsMax = 0
+  workerRestarts = 0
+  workersUp = 0
+  /** Spans waiting in the queue (set by the queue). */
+  queueDepth = 0
+  /** Spans handed to workers and not yet acknowledged (set by the pool). */
+  inFlight = 0
+  /** Unix time (ms) of the first export failure of the current run of failures; 0 when the last one succeeded. */
+  failingSince = 0
+}

@@ -1,0 +1,100 @@
+// The composition root: builds the export pool, the span queue, the trace
+// store, the tracing handler and the SPOP server from one Config, and stops
+// them in the order that loses nothing: stop accepting and answer in-flight
+// frames, end open trees, flush the queue, let the workers finish exporting.
+
+import type { Logger } from 'pino'
+import { AgentServer, type ListenAddress, type NotifyHandler } from './agent/index.js'
+import type { Config } from './config.js'
+import { ExportPool } from './export/pool.js'
+import { SpanQueue } from './export/span-queue.js'
+import { ExportStats } from './export/stats.js'
+import { type Clock, SystemClock } from './tracing/clock.js'
+import { TraceStore } from './tracing/trace-store.js'
+import { createTracingHandler } from './tracing/tracing-handler.js'
+import { VERSION } from './version.js'
+
+export interface Daemon {
+  readonly config: Config
+  readonly address: ListenAddress
+  readonly agent: AgentServer
+  readonly store: TraceStore
+  readonly exportStats: ExportStats
+  readonly pool: ExportPool | null
+  /** Graceful stop within config.shutdownTimeoutMs. Runs once; later calls get the same promise. */
+  close(): Promise<void>
+}
+
+export async function startDaemon(config: Config, logger: Logger, opts: { clock?: Clock } = {}): Promise<Daemon> {
+  const clock = opts.clock ?? new SystemClock()
+  const exportStats = new ExportStats()
+  const pool =
+    config.export.exporter === 'none'
+      ? null
+      : new ExportPool({
+          config: config.export,
+          scope: { name: 'spoa-tracer', version: VERSION },
+          stats: exportStats,
+          logger: logger.child({ component: 'export' }),
+        })
+  if (pool) await pool.start()
+  const queue = new SpanQueue(pool, config.export, exportStats, logger.child({ component: 'export' }))
+  const store = new TraceStore({
+    sink: queue,
+    limits: config.tree,
+    spanLimits: config.spanLimits,
+    logger: logger.child({ component: 'tracing' }),
+  })
+  let handler: NotifyHandler = createTracingHandler(store, clock)
+  if (config.processingDelayMs > 0) handler = delayed(handler, config.processingDelayMs)
+
+  const agent = new AgentServer({
+    handler,
+    logger: logger.child({ component: 'spop' }),
+    listen: config.listen,
+    backlog: config.backlog,
+    maxFrameSize: config.maxFrameSize,
+    capabilities: config.capabilities,
+    maxConnections: config.maxConnections,
+    timeouts: config.timeouts,
+  })
+  let address: ListenAddress
+  try {
+    address = await agent.listen()
+  } catch (err) {
+    await pool?.shutdown(1000)
+    throw err
+  }
+  const reaper = setInterval(() => store.reap(clock.nowUs()), 1000)
+  reaper.unref()
+
+  let closing: Promise<void> | null = null
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      const deadline = Date.now() + config.shutdownTimeoutMs
+      const left = (): number => Math.max(0, deadline - Date.now())
+      await agent.close(Math.min(3000, left() / 3))
+      clearInterval(reaper)
+      const ended = store.endAll(clock.nowUs())
+      if (ended > 0) logger.info({ trees: ended }, 'open span trees ended at shutdown, marked incomplete')
+      await queue.drain(Math.max(0, left() - 500))
+      await pool?.shutdown(Math.max(200, left()))
+      logger.info(
+        {
+          exported: exportStats.spansExported,
+          dropped: Object.fromEntries(exportStats.spansDropped),
+        },
+        'stopped',
+      )
+    })())
+
+  return { config, address, agent, store, exportStats, pool, close }
+}
+
+/** -t/--processing-delay: answer each NOTIFY only after a delay (to test HAProxy's timeouts). */
+function delayed(handler: NotifyHandler, ms: number): NotifyHandler {
+  return (messages, ctx) => {
+    const actions = handler(messages, ctx)
+    return new Promise((resolve) => setTimeout(() => resolve(actions), ms))
+  }
+}

@@ -1,0 +1,18 @@
+// Counters of the tracing layer. Label values are fixed reason strings.
+
+export class TracingStats {
+  messages = 0
+  /** Messages that created nothing, by reason (missing_id, null_id, tree_cap, sampled_out...). */
+  readonly messagesRejected = new Map<string, number>()
+  /** Arguments that were ignored, by reason (unknown_argument, no_current_span, reference_not_found...). */
+  readonly argumentErrors = new Map<string, number>()
+  treesStarted = 0
+  treesCompleted = 0
+  treesReaped = 0
+  treesEndedAtShutdown = 0
+  spansStarted = 0
+  spansFinished = 0
+  /** Spans dropped before export, by reason (span_cap, ...). */
+  readonly spansDropped = new Map<string, number>()
+  openSpans = 0
+}

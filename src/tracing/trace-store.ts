@@ -1,0 +1,172 @@
+// All open span trees, keyed by HAProxy engine-id + unique-id (never by SPOP
+// connection: HAProxy sends the events of one request on whichever
+// connection is free). Bounded: a cap on open trees and on spans per tree,
+// and an idle TTL after which a tree that never finished (backend timeout,
+// aborted client, a response HAProxy made itself) is reaped, its open spans
+// ended at their last activity with status ERROR. Completed trees go to the
+// SpanSink in one piece.
+//
+// The map doubles as an LRU list: a tree is moved to the end whenever it is
+// touched, so the reaper only looks at the front until it finds a live tree.
+
+import type { Logger } from 'pino'
+import { bump } from '../util/counters.js'
+import { LogLimiter } from '../util/log-limiter.js'
+import { IdGenerator } from './ids.js'
+import { TracingStats } from './stats.js'
+import { DEFAULT_SPAN_LIMITS, type OpenSpan, type SpanLimits, Trace } from './trace.js'
+import { type SpanSink, StatusCode } from './types.js'
+
+export interface TreeLimits {
+  /** Open trees at most; beyond, new requests are not traced (counted). */
+  maxTrees: number
+  /** Spans per tree at most; beyond, new spans are dropped (counted). */
+  maxSpansPerTree: number
+  /** A tree with no event for this long is reaped. */
+  idleTtlMs: number
+  /** Status message of spans ended by the reaper (-o/--ot-timeout-msg). */
+  timeoutMessage: string
+}
+
+export const DEFAULT_TREE_LIMITS: TreeLimits = {
+  maxTrees: 20_000,
+  maxSpansPerTree: 256,
+  idleTtlMs: 30_000,
+  timeoutMessage: 'connection timeout',
+}
+
+export interface TraceStoreOptions {
+  sink: SpanSink
+  limits?: Partial<TreeLimits>
+  spanLimits?: Partial<SpanLimits>
+  stats?: TracingStats
+  ids?: IdGenerator
+  logger?: Logger
+}
+
+/** Attribute set on spans that did not end by a finish= argument. */
+export const INCOMPLETE_ATTRIBUTE = 'spoa_tracer.incomplete'
+
+export class TraceStore {
+  readonly limits: TreeLimits
+  readonly spanLimits: SpanLimits
+  readonly stats: TracingStats
+  readonly ids: IdGenerator
+  private readonly trees = new Map<string, Trace>()
+  private readonly sink: SpanSink
+  private readonly logger: Logger | undefined
+  private readonly limiter = new LogLimiter()
+
+  constructor(opts: TraceStoreOptions) {
+    this.sink = opts.sink
+    this.limits = { ...DEFAULT_TREE_LIMITS, ...opts.limits }
+    this.spanLimits = { ...DEFAULT_SPAN_LIMITS, ...opts.spanLimits }
+    this.stats = opts.stats ?? new TracingStats()
+    this.ids = opts.ids ?? new IdGenerator()
+    this.logger = opts.logger
+  }
+
+  get size(): number {
+    return this.trees.size
+  }
+
+  /** The open tree of a request, moved to the young end of the LRU order. */
+  get(key: string): Trace | undefined {
+    const tree = this.trees.get(key)
+    if (tree !== undefined) {
+      this.trees.delete(key)
+      this.trees.set(key, tree)
+    }
+    return tree
+  }
+
+  /** A new tree, or null when the cap on open trees is reached. */
+  create(key: string, uniqueId: string, engineId: string | null, nowUs: number): Trace | null {
+    if (this.trees.size >= this.limits.maxTrees) {
+      this.warnOnce('tree_cap', { maxTrees: this.limits.maxTrees }, 'open-tree cap reached: new requests are not traced')
+      return null
+    }
+    const tree = new Trace(key, uniqueId, engineId, this.ids.traceId(), nowUs)
+    this.trees.set(key, tree)
+    this.stats.treesStarted++
+    return tree
+  }
+
+  /** A new span in `tree`, or null when the per-tree cap is reached. */
+  startSpan(tree: Trace, name: string, parent: OpenSpan | null, followsFrom: boolean, nowUs: number): OpenSpan | null {
+    if (tree.spanCount >= this.limits.maxSpansPerTree) {
+      bump(this.stats.spansDropped, 'span_cap')
+      this.warnOnce('span_cap', { maxSpansPerTree: this.limits.maxSpansPerTree }, 'spans-per-tree cap reached: span dropped')
+      return null
+    }
+    this.stats.spansStarted++
+    this.stats.openSpans++
+    return tree.startSpan(name, parent, followsFrom, this.ids, this.spanLimits, nowUs)
+  }
+
+  endSpan(tree: Trace, span: OpenSpan, nowUs: number): void {
+    tree.endSpan(span, nowUs)
+    this.stats.spansFinished++
+    this.stats.openSpans--
+  }
+
+  /** Ends every open span at `nowUs` and hands the whole tree to the sink. */
+  complete(tree: Trace, nowUs: number): void {
+    for (const span of [...tree.open.values()]) this.endSpan(tree, span, nowUs)
+    this.stats.treesCompleted++
+    this.release(tree)
+  }
+
+  private release(tree: Trace): void {
+    this.trees.delete(tree.key)
+    if (tree.ended.length > 0) this.sink.push(tree.ended)
+  }
+
+  /**
+   * Reaps trees idle for longer than the TTL. Their open spans end at their
+   * own last activity, with status ERROR. Returns the number reaped.
+   */
+  reap(nowUs: number): number {
+    const cutoff = nowUs - this.limits.idleTtlMs * 1000
+    let n = 0
+    for (const tree of this.trees.values()) {
+      if (tree.lastUs > cutoff) break // LRU order: everything after is younger
+      this.endIncomplete(tree, 'reaped', this.limits.timeoutMessage, null)
+      this.stats.treesReaped++
+      n++
+    }
+    return n
+  }
+
+  /** Shutdown: every open tree ends now, marked incomplete, and goes to the sink. */
+  endAll(nowUs: number, message = 'agent shutdown'): number {
+    const n = this.trees.size
+    for (const tree of [...this.trees.values()]) {
+      this.endIncomplete(tree, 'shutdown', message, nowUs)
+      this.stats.treesEndedAtShutdown++
+    }
+    return n
+  }
+
+  private endIncomplete(tree: Trace, reason: string, message: string, atUs: number | null): void {
+    for (const span of [...tree.open.values()]) {
+      span.setAttribute(INCOMPLETE_ATTRIBUTE, reason, this.spanLimits)
+      span.rec.status.code = StatusCode.ERROR
+      span.rec.status.message = message
+      this.endSpan(tree, span, atUs ?? span.lastUs)
+    }
+    this.release(tree)
+  }
+
+  /** Rate-limited log line for an operator-visible condition. */
+  warnOnce(key: string, obj: object, msg: string): void {
+    if (!this.logger) return
+    const suppressed = this.limiter.allow(key)
+    if (suppressed < 0) return
+    this.logger.warn(suppressed > 0 ? { ...obj, suppressed } : obj, msg)
+  }
+
+  debug(obj: object, msg: string): void {
+    this.logger?.debug(obj, msg)
+  }
+}

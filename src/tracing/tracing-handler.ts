@@ -1,0 +1,20 @@
+// The NotifyHandler that turns SPOE messages into span trees. Synchronous:
+// it updates in-memory trees and returns at once, so the ACK never waits for
+// anything; completed trees leave through the SpanSink.
+
+import type { NotifyHandler } from '../agent/index.js'
+import type { Action } from '../spop/index.js'
+import type { Clock } from './clock.js'
+import { GrammarInterpreter } from './grammar.js'
+import type { TraceStore } from './trace-store.js'
+
+const NO_ACTIONS: Action[] = []
+
+export function createTracingHandler(store: TraceStore, clock: Clock): NotifyHandler {
+  const interpreter = new GrammarInterpreter(store)
+  return (messages, ctx) => {
+    const now = clock.nowUs()
+    for (let i = 0; i < messages.length; i++) interpreter.apply(ctx.engineId, messages[i]!, now)
+    return NO_ACTIONS
+  }
+}

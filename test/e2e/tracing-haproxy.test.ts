@@ -1,0 +1,111 @@
+// End to end: real HAProxy 2.6 with the shipped 9-span SPOE configuration
+// (the spoa-opentracing contract), the agent with its worker pool exporting
+// over OTLP/HTTP, and a receiver decoding what a tracing backend would get.
+// For every request: exactly 9 spans, one trace, the right parent of each,
+// the tags and the baggage; none twice, none missing. Protobuf and JSON.
+
+import t from 'tap'
+import { DEFAULT_CONFIG } from '../../src/config.js'
+import { startDaemon } from '../../src/main.js'
+import { NINE_SPAN_TREE } from '../../bench/flows/nine-span.js'
+import { freePort, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
+import { silentLogger } from '../helpers/logger.js'
+import { startOrigin } from '../helpers/origin.js'
+import { OtlpSpanKind, OtlpStatusCode, type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.js'
+
+const bin = requireHaproxy(t)
+const KIND: Record<string, number> = { server: OtlpSpanKind.SERVER, client: OtlpSpanKind.CLIENT, internal: OtlpSpanKind.INTERNAL }
+
+for (const protocol of ['http/protobuf', 'http/json'] as const) {
+  t.test(`9-span flow through real HAProxy, exported as ${protocol}`, { skip: bin === null }, async (t) => {
+    const receiver = await startOtlpReceiver()
+    t.teardown(() => receiver.close())
+    const daemon = await startDaemon(
+      {
+        ...DEFAULT_CONFIG,
+        listen: { host: '127.0.0.1', port: 0 },
+        export: {
+          ...DEFAULT_CONFIG.export,
+          exporter: 'otlp',
+          protocol,
+          endpoint: receiver.tracesUrl,
+          scheduledDelayMs: 50,
+          numWorkers: 2,
+        },
+      },
+      silentLogger(),
+    )
+    t.teardown(() => daemon.close())
+    const agentPort = (daemon.address as { port: number }).port
+    const origin = await startOrigin()
+    t.teardown(() => origin.close())
+    const fePort = await freePort()
+    const haproxy = await startHaproxy({
+      bin: bin!,
+      config: 'haproxy/haproxy.cfg',
+      env: {
+        HAPROXY_BIND: `127.0.0.1:${fePort}`,
+        BACKEND_ADDR: `127.0.0.1:${origin.port}`,
+        AGENT_ADDR: `127.0.0.1:${agentPort}`,
+        SPOE_CONF: 'haproxy/spoe.cfg',
+        SPOA_TIMEOUT_PROCESSING: '2s',
+      },
+      waitPort: fePort,
+    })
+    t.teardown(() => haproxy.stop())
+
+    const paths: string[] = []
+    const get = async (path: string) => {
+      paths.push(path)
+      const res = await fetch(`http://127.0.0.1:${fePort}${path}`)
+      await res.text()
+      t.equal(res.status, Number(/status=(\d+)/.exec(path)?.[1] ?? 200), `${path}: status`)
+    }
+    for (let i = 0; i < 5; i++) await get(`/seq/${i}`)
+    await Promise.all(Array.from({ length: 20 }, (_, i) => get(`/par/${i}?q=${i}`)))
+    await get('/broken?status=503')
+
+    const spans = await receiver.waitForSpans(paths.length * 9, 15_000)
+    t.equal(spans.length, paths.length * 9, `exactly ${paths.length} x 9 spans`)
+    const traces = new Map<string, ReceivedSpan[]>()
+    for (const s of spans) traces.set(s.traceId, [...(traces.get(s.traceId) ?? []), s])
+    t.equal(traces.size, paths.length, 'one trace per request')
+    t.equal(new Set(spans.map((s) => s.spanId)).size, spans.length, 'no span twice')
+
+    const seenUrls = new Set<string>()
+    for (const [traceId, trace] of traces) {
+      const byName = new Map(trace.map((s) => [s.name, s]))
+      const url = byName.get('Frontend HTTP request')?.attributes['http.url']
+      const label = `trace of ${String(url)}`
+      t.same([...byName.keys()].sort(), Object.keys(NINE_SPAN_TREE).sort(), `${label}: the 9 spans, each once`)
+      const root = byName.get('HAProxy session')!
+      const uniqueId = root.attributes['haproxy.unique_id']
+      t.match(uniqueId, /^[0-9a-f-]{36}$/, `${label}: root carries the unique-id`)
+      for (const [name, exp] of Object.entries(NINE_SPAN_TREE)) {
+        const s = byName.get(name)!
+        const parent = exp.parent === null ? '' : byName.get(exp.parent)!.spanId
+        t.equal(s.parentSpanId, parent, `${label}: ${name} under ${exp.parent}`)
+        t.equal(s.kind, KIND[exp.kind], `${label}: ${name} kind`)
+        t.equal(s.attributes['baggage.haproxy_id'], uniqueId, `${label}: ${name} baggage`)
+        if (exp.followsFrom) t.same(s.links.map((l) => [l.spanId, l.attributes['opentracing.ref_type']]), [[parent, 'follows_from']])
+        t.ok(s.endTimeUnixNano >= s.startTimeUnixNano, `${label}: ${name} times ordered`)
+        t.equal(s.resource['service.name'], 'haproxy')
+        t.match(s.resource['haproxy.engine_id'], /^[0-9a-f-]{36}$/, 'engine-id on the resource')
+        t.equal(s.scope.name, 'spoa-tracer')
+      }
+      const fe = byName.get('Frontend HTTP request')!
+      t.equal(fe.attributes['http.method'], 'GET')
+      t.equal(fe.attributes['http.version'], 'HTTP/1.1', `${label}: str("HTTP/") req.ver joined`)
+      seenUrls.add(String(url))
+      const resp = byName.get('HTTP response')!
+      const expected = String(url).includes('status=503') ? 503 : 200
+      t.equal(resp.attributes['http.status_code'], expected, `${label}: status tag`)
+      t.equal(resp.status.code, expected === 503 ? OtlpStatusCode.ERROR : OtlpStatusCode.UNSET, `${label}: error status`)
+      t.ok(root.startTimeUnixNano <= byName.get('Client session')!.startTimeUnixNano, `${label}: ${traceId} root first`)
+    }
+    t.same([...seenUrls].sort(), [...paths].sort(), 'every request traced, with its URL')
+    t.equal(daemon.store.size, 0, 'no tree left open in the agent')
+    t.equal(daemon.exportStats.spansDropped.size, 0, 'nothing dropped')
+    t.equal(daemon.agent.stats.protocolErrors.size, 0, 'no protocol error')
+  })
+}
