@@ -94,7 +94,8 @@ export function defaultMessage(nArgs: number, name = 'opentracing:frontend_http_
 /** The default single-NOTIFY flow: `messages` messages of `args` arguments each. */
 export function defaultFlow(args: number, messages: number): Flow {
   const list: Message[] = []
-  for (let i = 0; i < messages; i++) list.push(defaultMessage(args, `opentracing:event_${i + 1}`))
+  if (messages === 1) list.push(defaultMessage(args))
+  else for (let i = 0; i < messages; i++) list.push(defaultMessage(args, `opentracing:event_${i + 1}`))
   return buildFlow([list])
 }
 

@@ -88,11 +88,13 @@ class RecordSpan implements ReadableSpan {
  * so one object per engine gives one ResourceSpans entry per engine.
  */
 export class SpanConverter {
+  private readonly attributes: Record<string, string>
   private readonly base: Resource
   private readonly byEngine = new Map<string, Resource>()
   private readonly scope: { name: string; version: string }
 
   constructor(resource: Record<string, string>, scope: { name: string; version: string }) {
+    this.attributes = resource
     this.base = defaultResource().merge(resourceFromAttributes(resource))
     this.scope = scope
   }
@@ -103,7 +105,7 @@ export class SpanConverter {
     if (r === undefined) {
       // Bounded in practice (threads x SPOE engines x HAProxy processes); cap it anyway.
       if (this.byEngine.size >= 1024) this.byEngine.clear()
-      r = this.base.merge(resourceFromAttributes({ 'haproxy.engine_id': engineId }))
+      r = defaultResource().merge(resourceFromAttributes({ ...this.attributes, 'haproxy.engine_id': engineId }))
       this.byEngine.set(engineId, r)
     }
     return r

@@ -1,0 +1,397 @@
+// The bare-agent benchmark: the SPOP layer alone (no-op handler) in a child
+// process (agent-process.ts), driven by the load generator in this one.
+// For each run it reports ACKs per second, ACK latency, the agent's CPU per
+// frame and utilisation, the load generator's CPU per frame (to show it is not
+// the bottleneck) and the CPU that OTHER processes used meanwhile: the machine
+// is small and shared, so a slow run must be told apart from a noisy one.
+//
+// CPU accounting over the measured window: the agent's process.cpuUsage is
+// sampled when the window opens and closes (asked over its stdin), the load
+// generator's is its own, and the machine's busy time comes from /proc/stat;
+// other = machine - agent - load generator. Steal (time the hypervisor gave
+// to other guests) is reported apart.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import type { AgentUsage } from './agent-process.js'
+import { bool, type FlagSpec, type FlagValues, num, parseFlags, str, usageLines, UsageError } from './cli-options.js'
+import { defaultFlow } from './notify-template.js'
+import { formatErrors, LOADGEN_FLAGS, type LoadgenResult, loadShape, runLoadgen } from './spop-loadgen.js'
+
+/** The project's target for this benchmark. */
+const TARGET_FRAMES_PER_SEC = 300_000
+
+const AGENT_SCRIPT = fileURLToPath(new URL('./agent-process.js', import.meta.url))
+
+export const BARE_FLAGS: FlagSpec = {
+  connections: LOADGEN_FLAGS.connections!,
+  depth: LOADGEN_FLAGS.depth!,
+  duration: LOADGEN_FLAGS.duration!,
+  warmup: LOADGEN_FLAGS.warmup!,
+  args: LOADGEN_FLAGS.args!,
+  messages: LOADGEN_FLAGS.messages!,
+  runs: { kind: 'number', help: 'runs, each with a fresh agent process; the median is printed too (default 3)' },
+  'cpu-prof': { kind: 'string', help: 'start the agent with node --cpu-prof --cpu-prof-dir DIR' },
+  json: { kind: 'boolean', help: 'print one JSON line per run and one for the median' },
+}
+
+// ---- the agent child -------------------------------------------------------
+
+/** The agent process, spoken to over its stdin/stdout. Every wait is bounded. */
+class AgentChild {
+  private readonly waiters: Array<{ resolve: (u: AgentUsage) => void; reject: (e: Error) => void }> = []
+  private exited = false
+  readonly exit: Promise<void>
+
+  private constructor(
+    readonly proc: ChildProcess,
+    readonly port: number,
+  ) {
+    this.exit = new Promise((resolve) => proc.once('exit', () => resolve()))
+  }
+
+  static start(cpuProfDir: string | undefined, timeoutMs = 10_000): Promise<AgentChild> {
+    const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []
+    const proc = spawn(process.execPath, [...nodeArgs, AGENT_SCRIPT, '--host', '127.0.0.1', '--port', '0', '--exit-with-stdin'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    })
+    active.add(proc)
+    return new Promise((resolve, reject) => {
+      let child: AgentChild | null = null
+      const timer = setTimeout(() => {
+        kill(proc, 'SIGKILL')
+        reject(new Error(`the agent did not start listening within ${timeoutMs} ms`))
+      }, timeoutMs)
+      proc.once('error', (err) => {
+        clearTimeout(timer)
+        reject(err)
+      })
+      proc.once('exit', (code, signal) => {
+        active.delete(proc)
+        clearTimeout(timer)
+        const err = new Error(`the agent exited (code ${code}, signal ${signal})`)
+        if (child === null) reject(err)
+        else child.onExit(err)
+      })
+      createInterface({ input: proc.stdout! }).on('line', (line) => {
+        let msg: { type?: string; port?: number }
+        try {
+          msg = JSON.parse(line) as typeof msg
+        } catch {
+          console.error(`agent: ${line}`)
+          return
+        }
+        if (msg.type === 'listening' && child === null && typeof msg.port === 'number') {
+          clearTimeout(timer)
+          child = new AgentChild(proc, msg.port)
+          resolve(child)
+        } else if (msg.type === 'usage' && child !== null) {
+          child.waiters.shift()?.resolve(msg as AgentUsage)
+        }
+      })
+    })
+  }
+
+  /** The agent's CPU time and counters, now. */
+  sample(timeoutMs = 5000): Promise<AgentUsage> {
+    if (this.exited) return Promise.reject(new Error('the agent has exited'))
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no usage report from the agent within ${timeoutMs} ms`)), timeoutMs)
+      this.waiters.push({
+        resolve: (u) => {
+          clearTimeout(timer)
+          resolve(u)
+        },
+        reject: (e) => {
+          clearTimeout(timer)
+          reject(e)
+        },
+      })
+      this.proc.stdin!.write('usage\n')
+    })
+  }
+
+  private onExit(err: Error): void {
+    this.exited = true
+    for (const w of this.waiters.splice(0)) w.reject(err)
+  }
+
+  /** SIGTERM by pid, then SIGKILL if it is still there after `timeoutMs` (a CPU profile takes a moment to write). */
+  async stop(timeoutMs: number): Promise<void> {
+    if (this.exited || this.proc.exitCode !== null) return
+    kill(this.proc, 'SIGTERM')
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), timeoutMs)))
+    if ((await Promise.race([this.exit, late])) === 'late') {
+      console.error(`the agent (pid ${this.proc.pid}) ignored SIGTERM for ${timeoutMs} ms; killing it`)
+      kill(this.proc, 'SIGKILL')
+      await this.exit
+    }
+    clearTimeout(timer)
+  }
+}
+
+/** Agent processes alive, so SIGINT and exit can stop them. */
+const active = new Set<ChildProcess>()
+
+function kill(proc: ChildProcess, signal: NodeJS.Signals): void {
+  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return
+  try {
+    process.kill(proc.pid, signal)
+  } catch {
+    // already gone
+  }
+}
+
+// ---- machine CPU -----------------------------------------------------------
+
+interface MachineCpu {
+  /** user + nice + system + irq + softirq, all cores, microseconds. */
+  busyUs: number
+  stealUs: number
+}
+
+let clockTicks = 0
+
+/** USER_HZ, the unit of /proc/stat. Asked once, before any window: it spawns a process. */
+function initClockTicks(): void {
+  if (clockTicks !== 0) return
+  try {
+    clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 2000 }).trim()) || 100
+  } catch {
+    clockTicks = 100
+  }
+}
+
+function readMachineCpu(): MachineCpu | null {
+  initClockTicks()
+  let line: string | undefined
+  try {
+    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]
+  } catch {
+    return null
+  }
+  // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest time is inside user)
+  const f = line?.trim().split(/\s+/).slice(1).map(Number) ?? []
+  if (f.length < 8) return null
+  const us = 1e6 / clockTicks
+  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number]
+  return { busyUs: (user + nice + system + irq + softirq) * us, stealUs: steal * us }
+}
+
+// ---- one run ---------------------------------------------------------------
+
+export interface BareRunResult {
+  run: number
+  framesPerSec: number
+  latencyUs: LoadgenResult['latencyUs']
+  /** Agent CPU over the window / ACKs received in it. */
+  agentUsPerFrame: number
+  /** Agent CPU over the window, percent of one core. */
+  agentCpuPct: number
+  agentRssMb: number
+  loadgenUsPerFrame: number
+  loadgenCpuPct: number
+  /** CPU used by every other process during the window, percent of one core (machine-wide; -1 if unknown). */
+  otherCpuPct: number
+  stealPct: number
+  loadgen: LoadgenResult
+  agent: { acks: number; protocolErrors: number }
+}
+
+async function oneRun(run: number, v: FlagValues, cpuProfDir: string | undefined): Promise<BareRunResult> {
+  const shape = loadShape(v)
+  const agent = await AgentChild.start(cpuProfDir)
+  try {
+    // Filled by the hooks, which the load generator calls synchronously at the window's edges.
+    const at: { a0?: Promise<AgentUsage>; a1?: Promise<AgentUsage>; m0?: MachineCpu | null; m1?: MachineCpu | null } = {}
+    const r = await runLoadgen({
+      ...shape,
+      target: { host: '127.0.0.1', port: agent.port },
+      flow: defaultFlow(shape.args, shape.messages),
+      hooks: {
+        onWindowStart: () => {
+          at.a0 = agent.sample()
+          at.a0.catch(() => {}) // awaited below; a rejection must not go unhandled meanwhile
+          at.m0 = readMachineCpu()
+        },
+        onWindowEnd: () => {
+          at.a1 = agent.sample()
+          at.a1.catch(() => {})
+          at.m1 = readMachineCpu()
+        },
+      },
+    })
+    if (!at.a0 || !at.a1) throw new Error('the measured window never opened')
+    const [u0, u1] = await Promise.all([at.a0, at.a1])
+    const windowUs = r.windowS * 1e6
+    const agentUs = u1.userUs + u1.systemUs - (u0.userUs + u0.systemUs)
+    const loadgenUs = r.loadgenCpu.userUs + r.loadgenCpu.systemUs
+    const mc0 = at.m0 ?? null
+    const mc1 = at.m1 ?? null
+    const other = mc0 && mc1 ? mc1.busyUs - mc0.busyUs - agentUs - loadgenUs : NaN
+    const steal = mc0 && mc1 ? mc1.stealUs - mc0.stealUs : NaN
+    return {
+      run,
+      framesPerSec: r.framesPerSec,
+      latencyUs: r.latencyUs,
+      agentUsPerFrame: r.frames > 0 ? agentUs / r.frames : 0,
+      agentCpuPct: (agentUs / windowUs) * 100,
+      agentRssMb: u1.rssBytes / 2 ** 20,
+      loadgenUsPerFrame: r.loadgenCpu.usPerFrame,
+      loadgenCpuPct: r.loadgenCpu.utilisation,
+      // Jiffies are coarse (10 ms): a small negative value is rounding, not negative work.
+      otherCpuPct: Number.isNaN(other) ? -1 : Math.max(0, (other / windowUs) * 100),
+      stealPct: Number.isNaN(steal) ? -1 : (steal / windowUs) * 100,
+      loadgen: r,
+      agent: { acks: u1.acksSent - u0.acksSent, protocolErrors: u1.protocolErrors },
+    }
+  } finally {
+    await agent.stop(cpuProfDir ? 30_000 : 5_000)
+  }
+}
+
+// ---- report ----------------------------------------------------------------
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+type Row = Omit<BareRunResult, 'run' | 'loadgen' | 'agent'>
+
+function medianRow(rs: readonly BareRunResult[]): Row {
+  const m = (f: (r: BareRunResult) => number): number => median(rs.map(f))
+  return {
+    framesPerSec: m((r) => r.framesPerSec),
+    latencyUs: {
+      p50: m((r) => r.latencyUs.p50),
+      p90: m((r) => r.latencyUs.p90),
+      p99: m((r) => r.latencyUs.p99),
+      p999: m((r) => r.latencyUs.p999),
+      max: m((r) => r.latencyUs.max),
+      mean: m((r) => r.latencyUs.mean),
+    },
+    agentUsPerFrame: m((r) => r.agentUsPerFrame),
+    agentCpuPct: m((r) => r.agentCpuPct),
+    agentRssMb: m((r) => r.agentRssMb),
+    loadgenUsPerFrame: m((r) => r.loadgenUsPerFrame),
+    loadgenCpuPct: m((r) => r.loadgenCpuPct),
+    otherCpuPct: m((r) => r.otherCpuPct),
+    stealPct: m((r) => r.stealPct),
+  }
+}
+
+const COLUMNS: Array<[string, number, (r: Row) => string]> = [
+  ['frames/s', 10, (r) => fmt(r.framesPerSec)],
+  ['p50 µs', 8, (r) => fmt(r.latencyUs.p50)],
+  ['p90 µs', 8, (r) => fmt(r.latencyUs.p90)],
+  ['p99 µs', 8, (r) => fmt(r.latencyUs.p99)],
+  ['p99.9 µs', 9, (r) => fmt(r.latencyUs.p999)],
+  ['max µs', 8, (r) => fmt(r.latencyUs.max)],
+  ['agent µs/fr', 11, (r) => fmt(r.agentUsPerFrame, 2)],
+  ['agent %core', 11, (r) => fmt(r.agentCpuPct, 1)],
+  ['agent RSS MB', 12, (r) => fmt(r.agentRssMb, 1)],
+  ['lg µs/fr', 8, (r) => fmt(r.loadgenUsPerFrame, 2)],
+  ['lg %core', 8, (r) => fmt(r.loadgenCpuPct, 1)],
+  ['other %core', 11, (r) => (r.otherCpuPct < 0 ? 'n/a' : fmt(r.otherCpuPct, 1))],
+  ['steal %', 7, (r) => (r.stealPct < 0 ? 'n/a' : fmt(r.stealPct, 1))],
+]
+
+const fmt = (n: number, digits = 0): string =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+
+function tableLine(label: string, cells: string[]): string {
+  return [label.padEnd(7), ...cells.map((c, i) => c.padStart(COLUMNS[i]![1]))].join('  ')
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log(`usage: bench bare [options]\n${usageLines(BARE_FLAGS).join('\n')}`)
+    return 0
+  }
+  let v
+  try {
+    v = parseFlags(argv, BARE_FLAGS)
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    console.error(`bare-agent: ${err.message}\n\nusage: bench bare [options]\n${usageLines(BARE_FLAGS).join('\n')}`)
+    return 2
+  }
+  const shape = loadShape(v)
+  const runs = num(v, 'runs', 3, 1)
+  const json = bool(v, 'json')
+  const profArg = str(v, 'cpu-prof')
+  const cpuProfDir = profArg ? resolve(profArg) : undefined
+  if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true })
+  initClockTicks()
+  const profilesBefore = new Set(cpuProfDir ? readdirSync(cpuProfDir) : [])
+
+  const onSignal = (): void => {
+    for (const p of active) kill(p, 'SIGTERM')
+    process.exit(130)
+  }
+  const onExit = (): void => {
+    for (const p of active) kill(p, 'SIGKILL')
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  process.once('exit', onExit)
+
+  try {
+    if (!json) {
+      const tpl = defaultFlow(shape.args, shape.messages)[0]!
+      console.log(
+        `bare agent (no-op handler, one process): ${shape.connections} connections x depth ${shape.depth}, ` +
+          `NOTIFY of ${shape.messages} x ${shape.args}-argument message (${tpl.payload.length} payload bytes), ` +
+          `${shape.durationS} s after ${shape.warmupS} s warm-up, ${runs} run(s); ` +
+          `node ${process.version}, ${cpus().length} CPUs`,
+      )
+      console.log(tableLine('run', COLUMNS.map((c) => c[0])))
+    }
+    const results: BareRunResult[] = []
+    for (let i = 1; i <= runs; i++) {
+      const r = await oneRun(i, v, cpuProfDir)
+      results.push(r)
+      if (json) console.log(JSON.stringify(r))
+      else {
+        console.log(tableLine(String(i), COLUMNS.map((c) => c[2](r))))
+        const e = r.loadgen.errors
+        if (e.total > 0 || r.agent.protocolErrors > 0) {
+          console.log(`        errors: ${formatErrors(e)}; agent protocol errors: ${r.agent.protocolErrors}`)
+        }
+      }
+    }
+    const med = medianRow(results)
+    const met = med.framesPerSec >= TARGET_FRAMES_PER_SEC
+    if (json) {
+      console.log(JSON.stringify({ median: med, target: TARGET_FRAMES_PER_SEC, met }))
+    } else {
+      if (runs > 1) console.log(tableLine('median', COLUMNS.map((c) => c[2](med))))
+      console.log(
+        `target ${fmt(TARGET_FRAMES_PER_SEC)} frames/s: ${met ? 'met' : 'NOT met'} ` +
+          `(median ${fmt(med.framesPerSec)}). lg = load generator; %core = percent of one core; ` +
+          `other = CPU of all other processes during the window.`,
+      )
+      if (med.loadgenUsPerFrame > med.agentUsPerFrame / 2) {
+        console.log('warning: the load generator uses more than half the CPU per frame of the agent')
+      }
+    }
+    if (cpuProfDir) {
+      const fresh = readdirSync(cpuProfDir).filter((f) => f.endsWith('.cpuprofile') && !profilesBefore.has(f))
+      for (const f of fresh) console.error(`agent CPU profile: ${join(cpuProfDir, f)}`)
+    }
+    const errors = results.reduce((n, r) => n + r.loadgen.errors.total + r.agent.protocolErrors, 0)
+    return errors === 0 ? 0 : 1
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    process.off('exit', onExit)
+    for (const p of active) kill(p, 'SIGKILL')
+  }
+}

@@ -1,0 +1,36 @@
+// `npm run bench -- <command> [options]`: the entry point of the benchmarks.
+//   bare     the bare agent (no-op handler) in a child process, driven by the load generator
+//   loadgen  the SPOP load generator alone, against an agent already running
+
+import { main as bare } from './bare-agent.js'
+import { main as loadgen } from './spop-loadgen.js'
+
+const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = { bare, loadgen }
+
+const USAGE = `usage: npm run bench -- <command> [options]
+
+commands:
+  bare [options]     the bare agent (no-op handler) in a child process under load;
+                     --connections 8 --depth 20 --duration 10 --warmup 2 --args 10 --messages 1
+                     --runs 3 --cpu-prof DIR --json
+  loadgen [options]  the SPOP load generator alone against a running agent;
+                     --target host:port|unix:/path, plus the load options above and --json
+
+\`npm run bench -- <command> --help\` lists the options of a command.`
+
+const [command, ...rest] = process.argv.slice(2)
+const run = command === undefined ? undefined : COMMANDS[command]
+if (run === undefined) {
+  const help = command === 'help' || command === '--help'
+  if (command !== undefined && !help) console.error(`unknown command: ${command}\n`)
+  console.error(USAGE)
+  process.exit(help ? 0 : 2)
+} else {
+  run(rest).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      console.error(`bench ${command}: ${err instanceof Error ? err.message : String(err)}`)
+      process.exit(1)
+    },
+  )
+}
