@@ -1,0 +1,153 @@
+// The export pipeline under faults: a full queue, a collector that fails or
+// is gone and comes back, a crashing worker, and the shutdown flush.
+
+import t, { type Test } from 'tap'
+import { DEFAULT_EXPORT_CONFIG, type ExportConfig } from '../../src/export/config.js'
+import { ExportPool } from '../../src/export/pool.js'
+import { SpanQueue } from '../../src/export/span-queue.js'
+import { ExportStats } from '../../src/export/stats.js'
+import { DEFAULT_CONFIG } from '../../src/config.js'
+import { startDaemon } from '../../src/main.js'
+import { nineSpanFlow } from '../../bench/flows/nine-span.js'
+import { FakeHaproxy } from '../helpers/fake-haproxy.js'
+import { freePort } from '../helpers/haproxy.js'
+import { captureLogger, silentLogger } from '../helpers/logger.js'
+import { startOtlpReceiver } from '../helpers/otlp-receiver.js'
+import { tree } from '../helpers/spans.js'
+import { eventually } from '../helpers/wait.js'
+
+async function pipeline(t: Test, over: Partial<ExportConfig>) {
+  const stats = new ExportStats()
+  const config: ExportConfig = { ...DEFAULT_EXPORT_CONFIG, scheduledDelayMs: 20, ...over }
+  const cap = captureLogger('warn')
+  const pool = new ExportPool({ config, scope: { name: 'test', version: '0' }, stats, logger: cap.logger })
+  await pool.start()
+  const queue = new SpanQueue(pool, config, stats, cap.logger)
+  t.teardown(() => pool.shutdown(1000))
+  return { stats, pool, queue, logs: cap.lines }
+}
+
+const traceId = (i: number) => i.toString(16).padStart(32, 'c')
+
+t.test('queue full: whole trees dropped and counted, memory bounded', async (t) => {
+  const receiver = await startOtlpReceiver({ response: { delayMs: 1500 } })
+  t.teardown(() => receiver.close())
+  const { stats, queue, logs } = await pipeline(t, {
+    endpoint: receiver.tracesUrl,
+    maxQueueSize: 40,
+    maxBatchSize: 8,
+    maxConcurrentExports: 1,
+  })
+  for (let i = 0; i < 50; i++) queue.push(tree(traceId(i)))
+  t.ok(stats.queueDepth + stats.inFlight <= 40, 'never more than maxQueueSize held')
+  const dropped = stats.spansDropped.get('queue_full') ?? 0
+  t.equal(dropped % 4, 0, 'whole trees (4 spans) dropped')
+  t.equal(stats.spansQueued + dropped, 200, 'every span either queued or counted as dropped')
+  t.ok(logs.some((l) => /export queue full/.test(String(l.msg))), 'logged')
+  t.equal(logs.filter((l) => /export queue full/.test(String(l.msg))).length, 1, 'once, not per tree')
+  t.ok(await eventually(() => stats.spansExported === stats.spansQueued, 10_000), 'what was queued is exported')
+  t.equal(receiver.spans.length, stats.spansExported)
+})
+
+t.test('collector failing (503) then back: failures counted, export resumes by itself', async (t) => {
+  const receiver = await startOtlpReceiver({ response: { status: 503 } })
+  t.teardown(() => receiver.close())
+  const { stats, queue } = await pipeline(t, { endpoint: receiver.tracesUrl, timeoutMs: 300, maxBatchSize: 4 })
+  queue.push(tree(traceId(1)))
+  t.ok(await eventually(() => stats.batchesFailed > 0, 5000), 'the export failed')
+  t.equal(stats.spansDropped.get('export_failed'), 4)
+  t.ok(stats.failingSince > 0, 'failing since is set')
+  t.equal(receiver.spans.length, 0)
+  receiver.setResponse()
+  queue.push(tree(traceId(2)))
+  t.ok(await eventually(() => stats.spansExported === 4, 5000), 'the next export succeeds')
+  t.equal(stats.failingSince, 0)
+  t.same(new Set(receiver.spans.map((s) => s.traceId)), new Set([traceId(2)]))
+})
+
+t.test('collector unreachable: failures counted, no crash', async (t) => {
+  const port = await freePort()
+  const { stats, queue, logs } = await pipeline(t, { endpoint: `http://127.0.0.1:${port}/v1/traces`, timeoutMs: 300, maxBatchSize: 4 })
+  queue.push(tree(traceId(3)))
+  t.ok(await eventually(() => stats.batchesFailed === 1, 5000))
+  t.equal(stats.spansDropped.get('export_failed'), 4)
+  t.ok(logs.some((l) => l.msg === 'export failed; spans dropped'), 'logged with the endpoint')
+})
+
+t.test('a crashing worker is restarted; only its in-flight spans are lost', async (t) => {
+  const receiver = await startOtlpReceiver({ response: { delayMs: 500 } })
+  t.teardown(() => receiver.close())
+  const { stats, pool, queue } = await pipeline(t, { endpoint: receiver.tracesUrl, maxBatchSize: 4, numWorkers: 2 })
+  queue.push(tree(traceId(4)))
+  t.ok(await eventually(() => stats.inFlight === 4), 'a batch is in flight')
+  pool.crash(0)
+  pool.crash(1)
+  t.ok(await eventually(() => stats.workerRestarts === 2 && stats.workersUp === 2, 5000), 'both workers restarted')
+  t.equal(stats.spansDropped.get('worker_crash'), 4, 'the in-flight batch counted as lost')
+  t.equal(stats.inFlight, 0)
+  receiver.setResponse()
+  queue.push(tree(traceId(5)))
+  t.ok(await eventually(() => stats.spansExported === 4, 5000), 'export works after the restart')
+})
+
+t.test('daemon: shutdown flushes every span, open trees marked incomplete', async (t) => {
+  const receiver = await startOtlpReceiver()
+  t.teardown(() => receiver.close())
+  const daemon = await startDaemon(
+    {
+      ...DEFAULT_CONFIG,
+      listen: { host: '127.0.0.1', port: 0 },
+      export: { ...DEFAULT_EXPORT_CONFIG, endpoint: receiver.tracesUrl, scheduledDelayMs: 60_000 },
+    },
+    silentLogger(),
+  )
+  const h = await FakeHaproxy.connect(daemon.address)
+  await h.hello()
+  let sid = 1
+  const send = async (frames: ReturnType<typeof nineSpanFlow>) => {
+    for (const messages of frames) {
+      h.notify(sid++, 1, messages)
+      t.equal((await h.next()).type, 'ack')
+    }
+  }
+  await send(nineSpanFlow({ uniqueId: 'complete-1' }))
+  await send(nineSpanFlow({ uniqueId: 'open-1' }).slice(0, 3)) // 4 spans started, 1 finished
+  t.equal(receiver.spans.length, 0, 'nothing exported yet (long batch delay)')
+  await daemon.close()
+  t.equal(receiver.spans.length, 9 + 4, 'the complete tree and the open one, all spans')
+  const open = receiver.spans.filter((s) => s.attributes['haproxy.unique_id'] === 'open-1' || s.attributes['baggage.haproxy_id'] === 'open-1')
+  t.equal(open.length, 4)
+  const unfinished = open.filter((s) => s.attributes['spoa_tracer.incomplete'] === 'shutdown')
+  t.equal(unfinished.length, 3, 'the 3 spans still open were ended at shutdown')
+  for (const s of unfinished) t.equal(s.status.code, 2)
+  t.equal(daemon.exportStats.spansDropped.size, 0, 'nothing dropped')
+  await h.waitClosed()
+})
+
+t.test('daemon: idle trees are reaped and exported with status ERROR', async (t) => {
+  const receiver = await startOtlpReceiver()
+  t.teardown(() => receiver.close())
+  const daemon = await startDaemon(
+    {
+      ...DEFAULT_CONFIG,
+      listen: { host: '127.0.0.1', port: 0 },
+      tree: { ...DEFAULT_CONFIG.tree, idleTtlMs: 300, timeoutMessage: 'server timeout' },
+      export: { ...DEFAULT_EXPORT_CONFIG, endpoint: receiver.tracesUrl, scheduledDelayMs: 20 },
+    },
+    silentLogger(),
+  )
+  t.teardown(() => daemon.close())
+  const h = await FakeHaproxy.connect(daemon.address)
+  await h.hello()
+  const frames = nineSpanFlow({ uniqueId: 'stuck' }).slice(0, 5) // the backend never answers
+  for (const [i, messages] of frames.entries()) {
+    h.notify(i + 1, 1, messages)
+    await h.next()
+  }
+  const spans = await receiver.waitForSpans(5, 5000)
+  t.equal(daemon.store.stats.treesReaped, 1)
+  const reaped = spans.filter((s) => s.attributes['spoa_tracer.incomplete'] === 'reaped')
+  t.same(reaped.map((s) => s.name).sort(), ['Backend HTTP request', 'Client session', 'HAProxy session'])
+  for (const s of reaped) t.same([s.status.code, s.status.message], [2, 'server timeout'])
+  h.destroy()
+})
