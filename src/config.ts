@@ -31,6 +31,8 @@ export interface Config {
   monitorIntervalMs: number
   /** -r: stop by itself after this long (0 = run until signalled). */
   runtimeMs: number
+  /** Keep retrying a port in use for this long (HAProxy restarting its agent on reload). */
+  listenRetryMs: number
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -47,6 +49,7 @@ export const DEFAULT_CONFIG: Config = {
   processingDelayMs: 0,
   monitorIntervalMs: 5000,
   runtimeMs: 0,
+  listenRetryMs: 10_000,
 }
 
 export function validateConfig(c: Config): Config {

@@ -57,6 +57,7 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
     capabilities: config.capabilities,
     maxConnections: config.maxConnections,
     timeouts: config.timeouts,
+    listenRetryMs: config.listenRetryMs,
   })
   let address: ListenAddress
   try {

@@ -30,6 +30,12 @@ export interface AgentServerOptions {
   stats?: AgentStats
   /** Interval of the rate limit on log lines about bad input. */
   logIntervalMs?: number
+  /**
+   * Keep retrying a TCP port that is in use for this long (0 = fail at once).
+   * When HAProxy restarts its agent on reload, the old agent may still hold
+   * the port for a moment while it stops.
+   */
+  listenRetryMs?: number
 }
 
 export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
@@ -69,9 +75,31 @@ export class AgentServer {
 
   /** Starts listening; resolves with the bound address (a port of 0 picks a free one). */
   async listen(): Promise<ListenAddress> {
+    const { listen } = this.opts
+    const deadline = Date.now() + (this.opts.listenRetryMs ?? 0)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if ('path' in listen) await removeStaleSocket(listen.path)
+        await this.listenOnce()
+        break
+      } catch (err) {
+        const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        if (!inUse || Date.now() >= deadline) throw err
+        if (attempt === 1) this.opts.logger.warn({ listen }, 'address in use; retrying')
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    this.sweep = setInterval(this.checkTimeouts, 1000).unref()
+    const addr = this.server.address()
+    const bound: ListenAddress =
+      addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : { path: String(addr) }
+    this.opts.logger.info({ listen: bound }, 'listening for SPOP connections')
+    return bound
+  }
+
+  private listenOnce(): Promise<void> {
     const { listen, backlog } = this.opts
-    if ('path' in listen) await removeStaleSocket(listen.path)
-    await new Promise<void>((resolve, reject) => {
+    return new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err)
       this.server.once('error', onError)
       const done = (): void => {
@@ -81,12 +109,6 @@ export class AgentServer {
       if ('path' in listen) this.server.listen({ path: listen.path, backlog }, done)
       else this.server.listen({ host: listen.host, port: listen.port, backlog }, done)
     })
-    this.sweep = setInterval(this.checkTimeouts, 1000).unref()
-    const addr = this.server.address()
-    const bound: ListenAddress =
-      addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : { path: String(addr) }
-    this.opts.logger.info({ listen: bound }, 'listening for SPOP connections')
-    return bound
   }
 
   private readonly onConnection = (socket: Socket): void => {

@@ -1,0 +1,83 @@
+// Logging with pino: JSON lines by default, human-readable when stdout is a
+// terminal (or --log-format pretty); to stdout or to a file opened in the
+// C agent's modes (-l [MODE:]FILE: a = append, w = truncate; a capital
+// letter = line-buffered, i.e. written synchronously). reopen() serves
+// SIGHUP and logrotate.
+
+import { closeSync, openSync } from 'node:fs'
+import { pino, type DestinationStream, type Level, type Logger } from 'pino'
+import pretty from 'pino-pretty'
+import { ConfigError } from './util/config-error.js'
+
+export type LogFormat = 'json' | 'pretty'
+
+export interface LogOptions {
+  level: Level | 'silent'
+  format: LogFormat
+  /** null: stdout. */
+  file: LogFile | null
+}
+
+export interface LogFile {
+  path: string
+  /** 'a' appends, 'w' truncates at start. */
+  mode: 'a' | 'w'
+  /** Written synchronously, line by line (MODE in capitals). */
+  lineBuffered: boolean
+}
+
+/** Parses -l/--logfile "[MODE:]FILE". */
+export function parseLogFile(spec: string): LogFile {
+  const m = /^([aAwW]):(.+)$/.exec(spec)
+  const mode = m ? m[1]! : 'a'
+  const path = m ? m[2]! : spec
+  if (path === '') throw new ConfigError('logfile', 'expected [MODE:]FILE with MODE a, w, A or W')
+  return { path, mode: mode.toLowerCase() as 'a' | 'w', lineBuffered: mode === mode.toUpperCase() }
+}
+
+/** -d LEVEL: a pino level name, or the C agent's numbers (0 info, 1 debug, 2 and up trace). */
+export function parseLogLevel(v: string | number): Level | 'silent' {
+  const names = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+  const s = String(v).trim().toLowerCase()
+  if (names.includes(s)) return s as Level | 'silent'
+  if (/^\d+$/.test(s)) {
+    const n = Number(s)
+    return n === 0 ? 'info' : n === 1 ? 'debug' : 'trace'
+  }
+  throw new ConfigError('debug', `expected a level (${names.join(', ')}) or 0, 1, 2; got "${v}"`)
+}
+
+export interface LogHandle {
+  logger: Logger
+  /** Reopens the log file (after logrotate moved it); a no-op on stdout. */
+  reopen(): void
+  /** Writes out whatever is buffered. */
+  flush(): void
+}
+
+export function createLogger(o: LogOptions): LogHandle {
+  let dest: DestinationStream & { reopen?: () => void; flushSync?: () => void }
+  if (o.file) {
+    // 'w' truncates once, at start; every reopen appends to the (new) file.
+    if (o.file.mode === 'w') closeSync(openSync(o.file.path, 'w'))
+    dest = pino.destination({ dest: o.file.path, sync: o.file.lineBuffered, append: true, mkdir: true })
+  } else {
+    dest = pino.destination({ dest: 1, sync: true })
+  }
+  const out: DestinationStream =
+    o.format === 'pretty'
+      ? pretty({ destination: dest, colorize: !o.file && process.stdout.isTTY, translateTime: 'SYS:standard', ignore: 'pid,hostname', sync: true })
+      : dest
+  const logger = pino({ level: o.level, base: { pid: process.pid } }, out)
+  return {
+    logger,
+    reopen: () => dest.reopen?.(),
+    flush: () => {
+      try {
+        dest.flushSync?.()
+      } catch {
+        // Not ready yet (nothing written): nothing to flush.
+      }
+    },
+  }
+}

@@ -1,0 +1,163 @@
+// The process around the daemon: parse the command line, log, start, write
+// the pidfile, handle signals (SIGTERM/SIGINT: graceful stop, a second one
+// exits at once; SIGHUP: reopen the log file), stop after -r, daemonize
+// with -D. Exit codes: 0 stopped normally, 1 failed at start or crashed,
+// 2 bad command line.
+
+import { spawn } from 'node:child_process'
+import { unlinkSync, writeFileSync } from 'node:fs'
+import { type CliResult, parseCli } from './cli.js'
+import { createLogger, type LogHandle } from './logger.js'
+import { type Daemon, startDaemon } from './main.js'
+import { startMonitor } from './monitor.js'
+import { ConfigError } from './util/config-error.js'
+import { VERSION } from './version.js'
+
+const DETACHED_ENV = 'SPOA_TRACER_DETACHED'
+
+type Ipc = { type: 'ready'; pid: number } | { type: 'error'; message: string }
+
+export async function main(argv: string[]): Promise<void> {
+  let cli: CliResult
+  try {
+    cli = await parseCli(argv, { env: process.env, isTTY: process.stdout.isTTY === true })
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err)
+    process.stderr.write(`spoa-tracer: ${msg}\nTry 'spoa-tracer --help' for the options and the values they accept.\n`)
+    process.exit(2)
+  }
+  if (cli.action !== 'run') {
+    process.stdout.write(`${cli.text}\n`)
+    return
+  }
+  if (cli.daemonize && process.env[DETACHED_ENV] !== '1') return daemonize(argv)
+
+  const log = createLogger(cli.log)
+  const logger = log.logger
+  for (const w of cli.warnings) logger.warn(w)
+
+  let daemon: Daemon
+  try {
+    daemon = await startDaemon(cli.config, logger)
+  } catch (err) {
+    logger.fatal({ err }, 'cannot start')
+    log.flush()
+    tellParent({ type: 'error', message: (err as Error).message })
+    process.exit(1)
+  }
+  const pidfile = cli.pidfile
+  if (pidfile !== null) {
+    try {
+      writeFileSync(pidfile, `${process.pid}\n`)
+    } catch (err) {
+      logger.fatal({ err, pidfile }, 'cannot write the pidfile')
+      tellParent({ type: 'error', message: `cannot write the pidfile ${pidfile}: ${(err as Error).message}` })
+      await daemon.close()
+      process.exit(1)
+    }
+    process.once('exit', () => removePidfile(pidfile))
+  }
+  logger.info(
+    {
+      version: VERSION,
+      listen: daemon.address,
+      exporter: cli.config.export.exporter,
+      endpoint: exportTarget(cli),
+      workers: cli.config.export.numWorkers,
+      capabilities: cli.config.capabilities,
+    },
+    'spoa-tracer started',
+  )
+  tellParent({ type: 'ready', pid: process.pid })
+
+  const stopMonitor = cli.config.monitorIntervalMs > 0 ? startMonitor(daemon, logger, cli.config.monitorIntervalMs) : () => {}
+  let stopping = false
+  const stop = async (why: string): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    logger.info({ reason: why }, 'stopping')
+    stopMonitor()
+    try {
+      await daemon.close()
+    } catch (err) {
+      logger.error({ err }, 'error while stopping')
+    }
+    if (pidfile !== null) removePidfile(pidfile)
+    log.flush()
+    process.exit(0)
+  }
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal: sig }, 'second signal: exiting now')
+      log.flush()
+      process.exit(1)
+    }
+    void stop(sig)
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+  process.on('SIGHUP', () => {
+    log.reopen()
+    logger.info('log file reopened')
+  })
+  if (cli.config.runtimeMs > 0) setTimeout(() => void stop('runtime elapsed'), cli.config.runtimeMs).unref()
+  watchCrashes(log)
+}
+
+function exportTarget(cli: CliResult): string {
+  const e = cli.config.export
+  return e.exporter === 'otlp' ? `${e.endpoint} (${e.protocol})` : e.exporter === 'file' ? e.file : e.exporter
+}
+
+function removePidfile(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch {
+    // Already gone.
+  }
+}
+
+/** In a -D child: report readiness (or failure) to the parent waiting in daemonize(). */
+function tellParent(m: Ipc): void {
+  if (process.env[DETACHED_ENV] !== '1' || !process.send) return
+  process.send(m, () => process.disconnect?.())
+}
+
+/**
+ * -D: start a copy of this process in a new session (setsid, via a detached
+ * spawn), wait until it listens and wrote its pidfile, then exit 0. A child
+ * that fails to start makes the parent print why and exit 1.
+ */
+async function daemonize(argv: string[]): Promise<void> {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...argv], {
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+    env: { ...process.env, [DETACHED_ENV]: '1' },
+  })
+  const outcome = await new Promise<Ipc | { type: 'exit'; code: number | null }>((resolve) => {
+    child.once('message', (m: Ipc) => resolve(m))
+    child.once('exit', (code) => resolve({ type: 'exit', code }))
+    setTimeout(() => resolve({ type: 'error', message: 'no sign of life from the daemon after 30 s' }), 30_000).unref()
+  })
+  if (outcome.type === 'ready') {
+    child.unref()
+    child.disconnect()
+    process.exit(0)
+  }
+  const why = outcome.type === 'error' ? outcome.message : `it exited with status ${outcome.code}`
+  process.stderr.write(`spoa-tracer: the daemon did not start: ${why}\n`)
+  child.kill('SIGKILL')
+  process.exit(1)
+}
+
+function watchCrashes(log: LogHandle): void {
+  const die = (err: unknown, what: string): void => {
+    log.logger.fatal({ err }, what)
+    log.flush()
+    process.exit(1)
+  }
+  process.on('uncaughtException', (err) => die(err, 'uncaught exception'))
+  process.on('unhandledRejection', (err) => die(err, 'unhandled promise rejection'))
+}
+
+export { ConfigError }
