@@ -108,12 +108,21 @@ function buildParser(argv: string[]) {
     .version(false)
     .exitProcess(false)
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .parserConfiguration({ 'camel-case-expansion': false, 'strip-aliased': true, 'duplicate-arguments-array': true })
+    // Values stay strings: the option table validates them, with messages that name the option.
+    .parserConfiguration({
+      'camel-case-expansion': false,
+      'strip-aliased': true,
+      'duplicate-arguments-array': true,
+      'parse-numbers': false,
+      'parse-positional-numbers': false,
+    })
     .fail((msg, err) => {
       throw err ?? new ConfigError('arguments', msg)
     })
   for (const [name, o] of Object.entries(OPTIONS)) {
-    y = y.option(name, { alias: o.alias, type: o.type, describe: o.describe, group: o.group, requiresArg: o.type !== 'boolean' })
+    // Numbers are declared as strings so that "eighty" reaches the validation, not NaN.
+    const type = o.type === 'number' ? 'string' : o.type
+    y = y.option(name, { alias: o.alias, type, describe: o.describe, group: o.group, requiresArg: o.type !== 'boolean' })
   }
   return y
 }

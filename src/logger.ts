@@ -51,12 +51,14 @@ export interface LogHandle {
   logger: Logger
   /** Reopens the log file (after logrotate moved it); a no-op on stdout. */
   reopen(): void
-  /** Writes out whatever is buffered. */
-  flush(): void
+  /** Waits (bounded) until every line written so far is on disk, an async write in flight included. */
+  flush(): Promise<void>
+  /** Best effort for a crash path: writes out buffered lines synchronously. */
+  flushSync(): void
 }
 
 export function createLogger(o: LogOptions): LogHandle {
-  let dest: DestinationStream & { reopen?: () => void; flushSync?: () => void }
+  let dest: DestinationStream & { reopen?: () => void; flushSync?: () => void; flush?: (cb: (err?: Error) => void) => void }
   if (o.file) {
     // 'w' truncates once, at start; every reopen appends to the (new) file.
     if (o.file.mode === 'w') closeSync(openSync(o.file.path, 'w'))
@@ -72,11 +74,26 @@ export function createLogger(o: LogOptions): LogHandle {
   return {
     logger,
     reopen: () => dest.reopen?.(),
-    flush: () => {
+    flush: () =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2000)
+        const done = (): void => {
+          clearTimeout(timer)
+          resolve()
+        }
+        try {
+          if (dest.flush) dest.flush(done)
+          else done()
+        } catch {
+          // Not open yet: nothing was written.
+          done()
+        }
+      }),
+    flushSync: () => {
       try {
         dest.flushSync?.()
       } catch {
-        // Not ready yet (nothing written): nothing to flush.
+        // Not ready yet, or an async write in flight: nothing more can be done synchronously.
       }
     },
   }

@@ -41,7 +41,7 @@ export async function main(argv: string[]): Promise<void> {
     daemon = await startDaemon(cli.config, logger)
   } catch (err) {
     logger.fatal({ err }, 'cannot start')
-    log.flush()
+    await log.flush()
     tellParent({ type: 'error', message: (err as Error).message })
     process.exit(1)
   }
@@ -83,13 +83,13 @@ export async function main(argv: string[]): Promise<void> {
       logger.error({ err }, 'error while stopping')
     }
     if (pidfile !== null) removePidfile(pidfile)
-    log.flush()
+    await log.flush()
     process.exit(0)
   }
   const onSignal = (sig: NodeJS.Signals): void => {
     if (stopping) {
       logger.warn({ signal: sig }, 'second signal: exiting now')
-      log.flush()
+      log.flushSync()
       process.exit(1)
     }
     void stop(sig)
@@ -153,7 +153,7 @@ async function daemonize(argv: string[]): Promise<void> {
 function watchCrashes(log: LogHandle): void {
   const die = (err: unknown, what: string): void => {
     log.logger.fatal({ err }, what)
-    log.flush()
+    log.flushSync()
     process.exit(1)
   }
   process.on('uncaughtException', (err) => die(err, 'uncaught exception'))

@@ -1,0 +1,144 @@
+// Command-line parsing as a pure function: argv + environment + files in, Config out.
+
+import t from 'tap'
+import { parseCli } from '../src/cli.js'
+import { DEFAULT_CONFIG } from '../src/config.js'
+
+const parse = (argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}) =>
+  parseCli(argv, {
+    env,
+    isTTY: false,
+    readFile: (p) => {
+      if (!(p in files)) throw new Error(`ENOENT: ${p}`)
+      return files[p]!
+    },
+  })
+
+t.test('defaults', async (t) => {
+  const r = await parse([])
+  t.equal(r.action, 'run')
+  t.same(r.config, DEFAULT_CONFIG)
+  t.same(r.config.listen, { host: '127.0.0.1', port: 12345 }, 'loopback by default (the C agent used 0.0.0.0)')
+  t.same(r.log, { level: 'info', format: 'json', file: null })
+  t.equal(r.daemonize, false)
+})
+
+t.test('the C agent options, short and long', async (t) => {
+  const r = await parse([
+    '-a', '0.0.0.0', '-p', '9000', '-b', '64', '-c', 'pipelining', '-c', 'async,fragmentation',
+    '-m', '8192', '-n', '3', '-o', 'gone', '-t', '2ms', '-r', '1.5s', '-i', '10s', '-d', '1',
+    '-l', 'W:/tmp/agent.log', '-F', '/tmp/agent.pid', '-D',
+  ])
+  const c = r.config
+  t.same(c.listen, { host: '0.0.0.0', port: 9000 })
+  t.equal(c.backlog, 64)
+  t.same(c.capabilities, ['pipelining', 'async', 'fragmentation'])
+  t.equal(c.maxFrameSize, 8192)
+  t.equal(c.export.numWorkers, 3)
+  t.equal(c.tree.timeoutMessage, 'gone')
+  t.equal(c.processingDelayMs, 2)
+  t.equal(c.runtimeMs, 1500)
+  t.equal(c.monitorIntervalMs, 10_000)
+  t.equal(r.log.level, 'debug')
+  t.same(r.log.file, { path: '/tmp/agent.log', mode: 'w', lineBuffered: true })
+  t.equal(r.pidfile, '/tmp/agent.pid')
+  t.equal(r.daemonize, true)
+  const long = await parse(['--address', 'unix:/run/spoa.sock', '--port', '1', '--ot-timeout-msg=x', '--logfile', '/tmp/a.log'])
+  t.same(long.config.listen, { path: '/run/spoa.sock' }, 'unix socket')
+  t.same(long.log.file, { path: '/tmp/a.log', mode: 'a', lineBuffered: false }, 'append, buffered by default')
+})
+
+t.test('times take the C agent units', async (t) => {
+  const cases: Array<[string, number]> = [['250', 250], ['500us', 0.5], ['3ms', 3], ['2s', 2000], ['1m', 60_000], ['1h', 3_600_000], ['1d', 86_400_000], ['0', 0]]
+  for (const [v, ms] of cases) t.equal((await parse(['-r', v])).config.runtimeMs, ms, v)
+})
+
+t.test('new options', async (t) => {
+  const r = await parse([
+    '--exporter', 'file', '--output-file', '/tmp/s.jsonl', '--protocol', 'http/json',
+    '--endpoint', 'http://c:4318', '--headers', 'a=1,b=2', '--export-timeout', '3s',
+    '--service-name', 'edge', '--resource-attributes', 'env=prod', '--queue-size', '1000',
+    '--batch-size', '100', '--batch-delay', '50ms', '--tree-ttl', '1m', '--max-trees', '10',
+    '--max-spans-per-tree', '20', '--max-connections', '5', '--hello-timeout', '1s',
+    '--frame-timeout', '2s', '--idle-timeout', '3s', '--shutdown-timeout', '4s', '--log-format', 'pretty',
+  ])
+  const c = r.config
+  t.same(
+    [c.export.exporter, c.export.file, c.export.protocol, c.export.endpoint, c.export.headers, c.export.timeoutMs],
+    ['file', '/tmp/s.jsonl', 'http/json', 'http://c:4318/v1/traces', { a: '1', b: '2' }, 3000],
+  )
+  t.same(c.export.resource, { 'service.name': 'edge', env: 'prod' })
+  t.same([c.export.maxQueueSize, c.export.maxBatchSize, c.export.scheduledDelayMs], [1000, 100, 50])
+  t.same([c.tree.idleTtlMs, c.tree.maxTrees, c.tree.maxSpansPerTree], [60_000, 10, 20])
+  t.same([c.maxConnections, c.timeouts.helloMs, c.timeouts.frameMs, c.timeouts.idleMs, c.shutdownTimeoutMs], [5, 1000, 2000, 3000, 4000])
+  t.equal(r.log.format, 'pretty')
+  t.equal((await parse(['--endpoint', 'https://x/custom/v1/traces'])).config.export.endpoint, 'https://x/custom/v1/traces')
+})
+
+t.test('-T and -B are accepted with a warning', async (t) => {
+  const r = await parse(['-T', '/usr/lib/libjaeger.so', '-B', 'epoll'])
+  t.equal(r.warnings.length, 2)
+  t.match(r.warnings[0], /ot-tracer-plugin is ignored/)
+  t.match(r.warnings[1], /libev-backend is ignored/)
+})
+
+t.test('precedence: flags > OTEL_* > config file > defaults', async (t) => {
+  const files = {
+    'agent.yml': 'exporter: file\nendpoint: http://from-file:4318\nservice-name: from-file\nnum-workers: 2\nport: 7000\nresource-attributes:\n  team: edge\n',
+  }
+  const fileOnly = await parse(['-C', 'agent.yml'], {}, files)
+  t.same(
+    [fileOnly.config.export.exporter, fileOnly.config.export.endpoint, fileOnly.config.export.resource, fileOnly.config.export.numWorkers, fileOnly.config.listen],
+    ['file', 'http://from-file:4318/v1/traces', { 'service.name': 'from-file', team: 'edge' }, 2, { host: '127.0.0.1', port: 7000 }],
+  )
+  const env = { OTEL_SERVICE_NAME: 'from-env', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://from-env:4318', OTEL_TRACES_EXPORTER: 'otlp' }
+  const envOverFile = await parse(['-C', 'agent.yml'], env, files)
+  t.same(
+    [envOverFile.config.export.exporter, envOverFile.config.export.endpoint, envOverFile.config.export.resource['service.name']],
+    ['otlp', 'http://from-env:4318/v1/traces', 'from-env'],
+  )
+  const flags = await parse(['-C', 'agent.yml', '--service-name', 'from-flag', '--endpoint', 'http://from-flag:1', '-n', '4'], env, files)
+  t.same(
+    [flags.config.export.resource['service.name'], flags.config.export.endpoint, flags.config.export.numWorkers],
+    ['from-flag', 'http://from-flag:1/v1/traces', 4],
+  )
+  const json = await parse(['-C', 'agent.json'], {}, { 'agent.json': '{"exporter": "none", "max-trees": 5}' })
+  t.same([json.config.export.exporter, json.config.tree.maxTrees], ['none', 5])
+})
+
+t.test('bad values: one message naming the option and the accepted values', async (t) => {
+  const bad: Array<[string[], RegExp]> = [
+    [['-p', '70000'], /^--port: expected an integer from 0 to 65535, got "70000"$/],
+    [['-c', 'turbo'], /^--capability: expected pipelining, async, fragmentation; got "turbo"$/],
+    [['-m', '100'], /^--max-frame-size: expected an integer from 256 to/],
+    [['-n', '0'], /^--num-workers: expected an integer from 1 to 64/],
+    [['-r', 'later'], /^--runtime: expected a time: a number with an optional unit us, ms, s, m, h or d/],
+    [['-d', 'loud'], /^debug: expected a level \(fatal, error, warn, info, debug, trace, silent\) or 0, 1, 2/],
+    [['--exporter', 'jaeger'], /^--exporter: expected one of otlp, console, file, none/],
+    [['--protocol', 'grpc'], /^--protocol: expected one of http\/protobuf, http\/json/],
+    [['--endpoint', 'collector:4318'], /^--endpoint: expected http:\/\/ or https:\/\//],
+    [['--headers', 'oops'], /^--headers: expected key=value pairs/],
+    [['--log-format', 'xml'], /^--log-format: expected one of json, pretty/],
+    [['-a', 'unix:'], /^--address: expected unix:\/path\/to\/socket$/],
+    [['--nope'], /Unknown argument: nope/],
+    [['-p'], /Not enough arguments following: p/],
+    [['-C', 'missing.yml'], /^--ot-tracer-config: cannot read missing.yml/],
+  ]
+  for (const [argv, msg] of bad) await t.rejects(parse(argv), { message: msg }, argv.join(' '))
+  await t.rejects(parse(['-C', 'x.yml'], {}, { 'x.yml': 'port: [1' }), { message: /x.yml is not valid YAML/ })
+  await t.rejects(parse(['-C', 'x.yml'], {}, { 'x.yml': 'daemonize: true' }), { message: /unknown key "daemonize"/ })
+  await t.rejects(parse(['-C', 'x.yml'], {}, { 'x.yml': 'prot: 1' }), { message: /unknown key "prot"/ })
+  await t.rejects(parse(['-C', 'x.yml'], {}, { 'x.yml': 'port: 99999' }), { message: /^x.yml key "port": expected an integer/ })
+  await t.rejects(parse([], { OTEL_BSP_MAX_QUEUE_SIZE: 'lots' }), { message: /^OTEL_BSP_MAX_QUEUE_SIZE: expected an integer/ })
+})
+
+t.test('help and version', async (t) => {
+  const h = await parse(['--help'])
+  t.equal(h.action, 'help')
+  for (const opt of ['--address', '--port', '--capability', '--daemonize', '--debug', '--pidfile', '--monitor-interval', '--logfile', '--max-frame-size', '--num-workers', '--runtime', '--processing-delay', '--ot-timeout-msg', '--ot-tracer-config', '--version', '--exporter', '--endpoint']) {
+    t.match(h.text, opt, `help mentions ${opt}`)
+  }
+  const v = await parse(['-V'])
+  t.equal(v.action, 'version')
+  t.match(v.text, /^spoa-tracer \d+\.\d+\.\d+/)
+})
