@@ -37,7 +37,10 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
           stats: exportStats,
           logger: logger.child({ component: 'export' }),
         })
-  if (pool) await pool.start()
+  // Workers load OpenTelemetry while the listener comes up: HAProxy's first
+  // health check may arrive within milliseconds of starting the agent.
+  const poolReady = pool ? pool.start() : Promise.resolve()
+  poolReady.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
   const queue = new SpanQueue(pool, config.export, exportStats, logger.child({ component: 'export' }))
   const store = new TraceStore({
     sink: queue,
@@ -61,8 +64,9 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
   })
   let address: ListenAddress
   try {
-    address = await agent.listen()
+    ;[address] = await Promise.all([agent.listen(), poolReady])
   } catch (err) {
+    agent.destroy()
     await pool?.shutdown(1000)
     throw err
   }

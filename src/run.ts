@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process'
 import { unlinkSync, writeFileSync } from 'node:fs'
 import { type CliResult, parseCli } from './cli.js'
+import { parentIsHaproxy, watchHaproxyParent } from './haproxy-parent.js'
 import { createLogger, type LogHandle } from './logger.js'
 import { type Daemon, startDaemon } from './main.js'
 import { startMonitor } from './monitor.js'
@@ -100,6 +101,17 @@ export async function main(argv: string[]): Promise<void> {
     log.reopen()
     logger.info('log file reopened')
   })
+  // SIGUSR1 must always be handled: left alone, Node.js opens its inspector on
+  // 127.0.0.1:9229, which anyone on the host could use to run code in the agent.
+  if (parentIsHaproxy()) {
+    const watch = watchHaproxyParent((reason) => void stop(reason))
+    process.on('SIGUSR1', () => {
+      logger.info('SIGUSR1 from HAProxy (reload or soft-stop): the agent stops once no HAProxy worker is left')
+      watch.softStop()
+    })
+  } else {
+    process.on('SIGUSR1', () => logger.info('SIGUSR1 ignored: it has no meaning for a standalone agent'))
+  }
   if (cli.config.runtimeMs > 0) setTimeout(() => void stop('runtime elapsed'), cli.config.runtimeMs).unref()
   watchCrashes(log)
 }
