@@ -8,8 +8,10 @@
 // Every protocol error is a SpopError carrying its status; onError() is the
 // one place that turns an error into an AGENT-DISCONNECT. A close or reset
 // from HAProxy without a DISCONNECT is a normal close (HAProxy 3.x does it).
-// ACKs go back on this socket, in completion order; the frames written while
-// one socket chunk is processed leave in a single writev (cork/uncork).
+// ACKs go back on this socket, in completion order. Outgoing frames are
+// appended to one per-connection buffer and leave in a single write() at the
+// end of each incoming chunk (or of the tick, for handlers that answered
+// asynchronously): every frame whole, and no per-ACK Buffer or writev entry.
 
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
@@ -19,8 +21,9 @@ import {
   decodeFrame,
   disconnectFrame,
   disconnectInfo,
-  encodeAck,
-  encodeFrame,
+  writeAck,
+  writeFrame,
+  Writer,
   type DisconnectFrame,
   type FragmentFrame,
   type Frame,
@@ -95,8 +98,10 @@ export class Connection {
   private inflight = 0
   private draining = false
   private frag: Reassembly | null = null
+  /** Frames waiting for the next flush. */
+  private readonly out = new Writer(512)
   private inData = false
-  private tickCorked = false
+  private flushQueued = false
   private readonly openedAt = Date.now()
   private lastFrameAt = this.openedAt
   private partialSince = 0
@@ -131,14 +136,13 @@ export class Connection {
   private readonly onData = (chunk: Buffer): void => {
     const socket = this.socket
     this.inData = true
-    socket.cork()
     try {
       this.reader.push(chunk, this.onFrame)
     } catch (err) {
       this.onError(err)
     } finally {
       this.inData = false
-      socket.uncork()
+      this.flush()
     }
     if (this.reader.midFrame) {
       if (this.partialSince === 0) this.partialSince = Date.now()
@@ -188,7 +192,7 @@ export class Connection {
     const n = negotiate(f.kv, this.opts.limits)
     this.negotiated = n
     this.engineId = n.engineId
-    this.write(encodeFrame(agentHello(n)), 'agent-hello')
+    this.send(agentHello(n))
     if (n.healthcheck) {
       // `option spop-check`: HAProxy validates the AGENT-HELLO and closes; so may we.
       this.stats.healthchecks++
@@ -238,17 +242,16 @@ export class Connection {
   }
 
   private ack(streamId: Uint64, frameId: Uint64, actions: readonly Action[]): void {
-    if (this.state !== 'ready') return // the peer is gone or we said goodbye: HAProxy drops late ACKs anyway
-    let frame: Buffer
+    if (this.state !== 'ready' || !this.socket.writable) return // the peer is gone or we said goodbye
     try {
-      frame = encodeAck(streamId, frameId, actions)
+      writeAck(this.out, streamId, frameId, actions)
     } catch (err) {
       // An action HAProxy would choke on (bad scope, bad value) never reaches the wire.
       this.handlerFailed(err)
-      frame = encodeAck(streamId, frameId, NO_ACTIONS)
+      writeAck(this.out, streamId, frameId, NO_ACTIONS)
     }
     this.stats.acksSent++
-    this.write(frame)
+    if (!this.inData) this.queueFlush()
   }
 
   private handlerFailed(err: unknown): void {
@@ -337,11 +340,12 @@ export class Connection {
     // 2.6 rejects a DISCONNECT message longer than 255 bytes.
     const text = message.length > MAX_DISCONNECT_MESSAGE ? message.slice(0, MAX_DISCONNECT_MESSAGE) : message
     bump(this.stats.disconnectsSent, status)
-    this.write(encodeFrame(disconnectFrame('agent-disconnect', status, text)), 'agent-disconnect')
+    this.send(disconnectFrame('agent-disconnect', status, text))
     this.beginClosing()
   }
 
   private beginClosing(): void {
+    this.flush()
     this.state = 'closing'
     this.closingSince = Date.now()
     this.reader.stop()
@@ -385,22 +389,31 @@ export class Connection {
     this.disconnect(Status.TIMEOUT, `a timeout occurred: ${what}`)
   }
 
-  private write(frame: Buffer, type?: string): void {
-    const socket = this.socket
-    if (!socket.writable) return
-    if (type !== undefined) bump(this.stats.framesOut, type)
-    // Frames written outside a data event (async handlers) are batched per tick too.
-    if (!this.inData && !this.tickCorked) {
-      this.tickCorked = true
-      socket.cork()
-      process.nextTick(this.uncorkTick)
-    }
-    socket.write(frame)
+  /** Queues a non-ACK frame (HELLO, DISCONNECT) for the next flush. */
+  private send(f: Frame): void {
+    if (!this.socket.writable) return
+    bump(this.stats.framesOut, f.type)
+    writeFrame(this.out, f)
+    if (!this.inData) this.queueFlush()
   }
 
-  private readonly uncorkTick = (): void => {
-    this.tickCorked = false
-    this.socket.uncork()
+  private queueFlush(): void {
+    if (this.flushQueued) return
+    this.flushQueued = true
+    process.nextTick(this.flushTick)
+  }
+
+  private readonly flushTick = (): void => {
+    this.flushQueued = false
+    this.flush()
+  }
+
+  /** Writes every queued frame in one write. */
+  private flush(): void {
+    const out = this.out
+    if (out.pos === 0) return
+    if (this.socket.writable) this.socket.write(out.take())
+    out.reset()
   }
 
   private readonly onSocketError = (err: NodeJS.ErrnoException): void => {

@@ -113,9 +113,9 @@ function writeHeader(w: Writer, wireType: number, f: FrameHeader): void {
   w.varint(f.frameId)
 }
 
-/** Encodes a frame with its 4-byte length prefix, ready for a single socket write. */
-export function encodeFrame(f: Frame): Buffer {
-  const w = sharedWriter.reset()
+/** Appends a frame, 4-byte length prefix included, to `w`. */
+export function writeFrame(w: Writer, f: Frame): void {
+  const start = w.pos
   w.u32(0) // length, patched below
   switch (f.type) {
     case 'notify':
@@ -135,20 +135,43 @@ export function encodeFrame(f: Frame): Buffer {
       writeHeader(w, WIRE_TYPES[f.type], f)
       writeKvList(w, f.kv)
   }
-  w.buf.writeUInt32BE(w.pos - LENGTH_PREFIX_SIZE, 0)
+  w.buf.writeUInt32BE(w.pos - start - LENGTH_PREFIX_SIZE, start)
+}
+
+/** Encodes a frame with its 4-byte length prefix, ready for a single socket write. */
+export function encodeFrame(f: Frame): Buffer {
+  const w = sharedWriter.reset()
+  writeFrame(w, f)
   return w.take()
 }
 
-/** The NOTIFY -> ACK hot path: one ACK frame, FIN set, ids echoed. */
-export function encodeAck(streamId: Uint64, frameId: Uint64, actions: readonly Action[]): Buffer {
-  const w = sharedWriter.reset()
+/**
+ * The NOTIFY -> ACK hot path: appends one ACK frame (FIN set, ids echoed) to
+ * `w`. If an action cannot be encoded, `w` is left as it was and the error
+ * is thrown.
+ */
+export function writeAck(w: Writer, streamId: Uint64, frameId: Uint64, actions: readonly Action[]): void {
+  const start = w.pos
   w.u32(0)
   w.u8(FrameType.ACK)
   w.u32(FrameFlag.FIN)
   w.varint(streamId)
   w.varint(frameId)
-  if (actions.length > 0) writeActions(w, actions)
-  w.buf.writeUInt32BE(w.pos - LENGTH_PREFIX_SIZE, 0)
+  if (actions.length > 0) {
+    try {
+      writeActions(w, actions)
+    } catch (err) {
+      w.pos = start
+      throw err
+    }
+  }
+  w.buf.writeUInt32BE(w.pos - start - LENGTH_PREFIX_SIZE, start)
+}
+
+/** One ACK frame as its own Buffer. */
+export function encodeAck(streamId: Uint64, frameId: Uint64, actions: readonly Action[]): Buffer {
+  const w = sharedWriter.reset()
+  writeAck(w, streamId, frameId, actions)
   return w.take()
 }
 

@@ -2,6 +2,7 @@
 // decoder uses. A read past `end` throws a truncated SpopError (status 4).
 
 import { truncated } from './errors.js'
+import { internName } from './name-cache.js'
 import { type Cursor, readVarint } from './varint.js'
 
 export type { Cursor } from './varint.js'
@@ -34,7 +35,7 @@ export function readRawString(c: Cursor): string {
   const len = readLength(c, 'string')
   const start = c.pos
   c.pos += len
-  return c.buf.toString('utf8', start, c.pos)
+  return internName(c.buf, start, c.pos)
 }
 
 /** Length-prefixed bytes, copied so the value never pins the socket chunk it came from. */

@@ -10,7 +10,9 @@
 import { BOOL_TRUE_FLAG, DataType } from './constants.js'
 import { invalid } from './errors.js'
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from './ip-address.js'
+import { internName } from './name-cache.js'
 import { readBytes, readFixed, readLength, readU8 } from './reader.js'
+import { utf8 } from './utf8.js'
 import { type Cursor, readVarint, toSigned64, toUnsigned64, type Uint64 } from './varint.js'
 import type { Writer } from './writer.js'
 
@@ -73,7 +75,7 @@ function readValue(c: Cursor, type: number, typeByte: number): RawValue {
       const len = readLength(c, 'string')
       const start = c.pos
       c.pos += len
-      return c.buf.toString('utf8', start, c.pos)
+      return utf8(c.buf, start, c.pos)
     }
     case DataType.BINARY:
       return readBytes(c)
@@ -94,7 +96,7 @@ export function readNamedValue(c: Cursor): NamedValue {
   const len = readLength(c, 'name')
   const start = c.pos
   c.pos += len
-  const name = len === 0 ? '' : c.buf.toString('utf8', start, c.pos)
+  const name = internName(c.buf, start, c.pos)
   const typeByte = readU8(c)
   const type = typeByte & 0x0f
   return { name, type, value: readValue(c, type, typeByte) } as NamedValue
