@@ -131,8 +131,11 @@ function removePidfile(path: string): void {
 
 /** In a -D child: report readiness (or failure) to the parent waiting in daemonize(). */
 function tellParent(m: Ipc): void {
-  if (process.env[DETACHED_ENV] !== '1' || !process.send) return
-  process.send(m, () => process.disconnect?.())
+  if (process.env[DETACHED_ENV] !== '1' || !process.send || !process.connected) return
+  // The parent may close the channel first (it exits on 'ready'): both orders are fine.
+  process.send(m, () => {
+    if (process.connected) process.disconnect()
+  })
 }
 
 /**
@@ -163,10 +166,13 @@ async function daemonize(argv: string[]): Promise<void> {
 }
 
 function watchCrashes(log: LogHandle): void {
+  let dying = false
   const die = (err: unknown, what: string): void => {
+    if (dying) return
+    dying = true
     log.logger.fatal({ err }, what)
-    log.flushSync()
-    process.exit(1)
+    // The line that says why matters most: wait (bounded) for it to reach the disk.
+    void log.flush().finally(() => process.exit(1))
   }
   process.on('uncaughtException', (err) => die(err, 'uncaught exception'))
   process.on('unhandledRejection', (err) => die(err, 'unhandled promise rejection'))

@@ -72,12 +72,16 @@ t.test('--help, -V, and a bad option', async (t) => {
   t.equal(bad.out(), '', 'nothing started')
 })
 
-t.test('-r 1s: runs, then stops by itself with status 0', async (t) => {
+t.test('-r 1s: runs, then stops by itself with status 0; -F without -D', async (t) => {
   const port = await freePort()
-  const p = run(t, ['-p', String(port), '-r', '1s', '--exporter', 'none', '-i', '0'])
+  const pidfile = join(tmp(t), 'agent.pid')
+  const p = run(t, ['-p', String(port), '-r', '1s', '--exporter', 'none', '-i', '0', '-F', pidfile])
   await waitForPort(port, 10_000)
+  t.ok(await eventually(() => existsSync(pidfile), 5000), 'pidfile written')
+  t.equal(readFileSync(pidfile, 'utf8'), `${p.child.pid}\n`, 'with our pid')
   const started = Date.now()
   t.same(await within(p.exit, 15_000, '-r 1s'), { code: 0, signal: null })
+  t.notOk(existsSync(pidfile), 'pidfile removed at exit')
   t.ok(Date.now() - started < 10_000)
   t.match(p.out(), /"msg":"stopping"/)
   t.match(p.out(), /"reason":"runtime elapsed"/)

@@ -102,6 +102,8 @@ export class Connection {
   private readonly out = new Writer(512)
   private inData = false
   private flushQueued = false
+  /** performance.now() when the chunk being processed arrived: the start of its frames' ACK latency. */
+  private chunkAt = 0
   private readonly openedAt = Date.now()
   private lastFrameAt = this.openedAt
   private partialSince = 0
@@ -136,6 +138,7 @@ export class Connection {
   private readonly onData = (chunk: Buffer): void => {
     const socket = this.socket
     this.inData = true
+    this.chunkAt = performance.now()
     try {
       this.reader.push(chunk, this.onFrame)
     } catch (err) {
@@ -220,18 +223,19 @@ export class Connection {
       this.handlerFailed(err)
       out = NO_ACTIONS
     }
+    const arrived = this.chunkAt
     if (Array.isArray(out)) {
-      this.ack(streamId, frameId, out)
+      this.ack(streamId, frameId, out, arrived)
       return
     }
     this.inflight++
     stats.inflight++
     out
       .then(
-        (actions) => this.ack(streamId, frameId, actions),
+        (actions) => this.ack(streamId, frameId, actions, arrived),
         (err: unknown) => {
           this.handlerFailed(err)
-          this.ack(streamId, frameId, NO_ACTIONS)
+          this.ack(streamId, frameId, NO_ACTIONS, arrived)
         },
       )
       .finally(() => {
@@ -241,7 +245,7 @@ export class Connection {
       })
   }
 
-  private ack(streamId: Uint64, frameId: Uint64, actions: readonly Action[]): void {
+  private ack(streamId: Uint64, frameId: Uint64, actions: readonly Action[], arrived: number): void {
     if (this.state !== 'ready' || !this.socket.writable) return // the peer is gone or we said goodbye
     try {
       writeAck(this.out, streamId, frameId, actions)
@@ -251,6 +255,7 @@ export class Connection {
       writeAck(this.out, streamId, frameId, NO_ACTIONS)
     }
     this.stats.acksSent++
+    this.stats.ackLatencyUs.observe((performance.now() - arrived) * 1000)
     if (!this.inData) this.queueFlush()
   }
 

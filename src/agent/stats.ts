@@ -1,3 +1,5 @@
+import { ACK_LATENCY_US_BOUNDS, Histogram } from '../util/histogram.js'
+
 // Counters of the SPOP layer. Plain fields and small maps, incremented on the
 // hot path at the cost of an add; the metrics endpoint and the periodic
 // statistics line read them. Label values come from fixed sets (frame type
@@ -31,4 +33,6 @@ export class AgentStats {
   timeouts = 0
   /** NOTIFY frames whose handler has not returned yet, all connections. */
   inflight = 0
+  /** From a NOTIFY's arrival to its ACK being queued, microseconds. */
+  readonly ackLatencyUs = new Histogram(ACK_LATENCY_US_BOUNDS)
 }

@@ -101,7 +101,7 @@ export class ExportPool {
         slot.inflight.delete(m.id)
         slot.inflightSpans -= n
         stats.inFlight -= n
-        stats.exportMsSum += m.ms
+        stats.exportMs.observe(m.ms)
         if (m.ms > stats.exportMsMax) stats.exportMsMax = m.ms
         if (m.ok) {
           stats.spansExported += n

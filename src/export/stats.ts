@@ -1,3 +1,5 @@
+import { EXPORT_MS_BOUNDS, Histogram } from '../util/histogram.js'
+
 // Counters of the export side: what was queued, sent, exported, dropped
 // (by reason) and how long exports took. Read by /metrics and the stats line.
 
@@ -8,8 +10,13 @@ export class ExportStats {
   readonly spansDropped = new Map<string, number>()
   batchesExported = 0
   batchesFailed = 0
-  exportMsSum = 0
+  /** Duration of each export request (retries included), milliseconds. */
+  readonly exportMs = new Histogram(EXPORT_MS_BOUNDS)
   exportMsMax = 0
+
+  get exportMsSum(): number {
+    return this.exportMs.sum
+  }
   workerRestarts = 0
   workersUp = 0
   /** Spans waiting in the queue (set by the queue). */

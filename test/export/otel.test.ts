@@ -9,7 +9,8 @@ import { AlwaysOnSampler, BasicTracerProvider, InMemorySpanExporter, SimpleSpanP
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { FileSpanExporter, SpanConverter } from '../../src/export/otel.js'
+import { createSpanExporter, FileSpanExporter, SpanConverter } from '../../src/export/otel.js'
+import { DEFAULT_EXPORT_CONFIG } from '../../src/export/config.js'
 import { decodeJsonRequest, decodeProtobufRequest } from '../helpers/otlp-receiver.js'
 import { tree } from '../helpers/spans.js'
 
@@ -97,4 +98,25 @@ t.test('file exporter: one OTLP/JSON request per line', async (t) => {
   t.same(spans.slice(0, 4).map((s) => s.name), ['root', 'child', 'follows', 'failed'])
   const code = await new Promise<number>((resolve) => exporter.export(converter.convert(tree()), (r) => resolve(r.code)))
   t.equal(code, 1, 'export after shutdown fails')
+})
+
+t.test('exporter factory: otlp (both protocols), console, file; none has no exporter', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'spoa-exp-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const names = (['http/protobuf', 'http/json'] as const).map(
+    (protocol) => createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, protocol }).constructor.name,
+  )
+  t.same(names, ['OTLPTraceExporter', 'OTLPTraceExporter'])
+  const console = createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'console' })
+  t.equal(console.constructor.name, 'ConsoleSpanExporter')
+  const lines: unknown[] = []
+  const orig = globalThis.console.dir
+  globalThis.console.dir = (x: unknown) => void lines.push(x)
+  const converter = new SpanConverter({ 'service.name': 'haproxy' }, scope)
+  const code = await new Promise<number>((resolve) => console.export(converter.convert(tree()), (r) => resolve(r.code)))
+  globalThis.console.dir = orig
+  t.equal(code, 0)
+  t.equal(lines.length, 4, 'one printed record per span')
+  t.equal(createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'file', file: join(dir, 'f.jsonl') }).constructor.name, 'FileSpanExporter')
+  t.throws(() => createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'none' }))
 })
