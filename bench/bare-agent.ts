@@ -11,13 +11,12 @@
 // other = machine - agent - load generator. Steal (time the hypervisor gave
 // to other guests) is reported apart.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readdirSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { AgentUsage } from './agent-process.js'
+import { clockTicksPerSec, fmt, guardChildren, JsonLineChild, type MachineCpu, median, readMachineCpu } from './child.js'
 import { bool, type FlagSpec, type FlagValues, num, parseFlags, str, usageLines, UsageError } from './cli-options.js'
 import { defaultFlow } from './notify-template.js'
 import { formatErrors, LOADGEN_FLAGS, type LoadgenResult, loadShape, runLoadgen } from './spop-loadgen.js'
@@ -37,150 +36,6 @@ export const BARE_FLAGS: FlagSpec = {
   runs: { kind: 'number', help: 'runs, each with a fresh agent process; the median is printed too (default 3)' },
   'cpu-prof': { kind: 'string', help: 'start the agent with node --cpu-prof --cpu-prof-dir DIR' },
   json: { kind: 'boolean', help: 'print one JSON line per run and one for the median' },
-}
-
-// ---- the agent child -------------------------------------------------------
-
-/** The agent process, spoken to over its stdin/stdout. Every wait is bounded. */
-class AgentChild {
-  private readonly waiters: Array<{ resolve: (u: AgentUsage) => void; reject: (e: Error) => void }> = []
-  private exited = false
-  readonly exit: Promise<void>
-
-  private constructor(
-    readonly proc: ChildProcess,
-    readonly port: number,
-  ) {
-    this.exit = new Promise((resolve) => proc.once('exit', () => resolve()))
-  }
-
-  static start(cpuProfDir: string | undefined, timeoutMs = 10_000): Promise<AgentChild> {
-    const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []
-    const proc = spawn(process.execPath, [...nodeArgs, AGENT_SCRIPT, '--host', '127.0.0.1', '--port', '0', '--exit-with-stdin'], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    })
-    active.add(proc)
-    return new Promise((resolve, reject) => {
-      let child: AgentChild | null = null
-      const timer = setTimeout(() => {
-        kill(proc, 'SIGKILL')
-        reject(new Error(`the agent did not start listening within ${timeoutMs} ms`))
-      }, timeoutMs)
-      proc.once('error', (err) => {
-        clearTimeout(timer)
-        reject(err)
-      })
-      proc.once('exit', (code, signal) => {
-        active.delete(proc)
-        clearTimeout(timer)
-        const err = new Error(`the agent exited (code ${code}, signal ${signal})`)
-        if (child === null) reject(err)
-        else child.onExit(err)
-      })
-      createInterface({ input: proc.stdout! }).on('line', (line) => {
-        let msg: { type?: string; port?: number }
-        try {
-          msg = JSON.parse(line) as typeof msg
-        } catch {
-          console.error(`agent: ${line}`)
-          return
-        }
-        if (msg.type === 'listening' && child === null && typeof msg.port === 'number') {
-          clearTimeout(timer)
-          child = new AgentChild(proc, msg.port)
-          resolve(child)
-        } else if (msg.type === 'usage' && child !== null) {
-          child.waiters.shift()?.resolve(msg as AgentUsage)
-        }
-      })
-    })
-  }
-
-  /** The agent's CPU time and counters, now. */
-  sample(timeoutMs = 5000): Promise<AgentUsage> {
-    if (this.exited) return Promise.reject(new Error('the agent has exited'))
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no usage report from the agent within ${timeoutMs} ms`)), timeoutMs)
-      this.waiters.push({
-        resolve: (u) => {
-          clearTimeout(timer)
-          resolve(u)
-        },
-        reject: (e) => {
-          clearTimeout(timer)
-          reject(e)
-        },
-      })
-      this.proc.stdin!.write('usage\n')
-    })
-  }
-
-  private onExit(err: Error): void {
-    this.exited = true
-    for (const w of this.waiters.splice(0)) w.reject(err)
-  }
-
-  /** SIGTERM by pid, then SIGKILL if it is still there after `timeoutMs` (a CPU profile takes a moment to write). */
-  async stop(timeoutMs: number): Promise<void> {
-    if (this.exited || this.proc.exitCode !== null) return
-    kill(this.proc, 'SIGTERM')
-    let timer: NodeJS.Timeout | undefined
-    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), timeoutMs)))
-    if ((await Promise.race([this.exit, late])) === 'late') {
-      console.error(`the agent (pid ${this.proc.pid}) ignored SIGTERM for ${timeoutMs} ms; killing it`)
-      kill(this.proc, 'SIGKILL')
-      await this.exit
-    }
-    clearTimeout(timer)
-  }
-}
-
-/** Agent processes alive, so SIGINT and exit can stop them. */
-const active = new Set<ChildProcess>()
-
-function kill(proc: ChildProcess, signal: NodeJS.Signals): void {
-  if (proc.pid === undefined || proc.exitCode !== null || proc.signalCode !== null) return
-  try {
-    process.kill(proc.pid, signal)
-  } catch {
-    // already gone
-  }
-}
-
-// ---- machine CPU -----------------------------------------------------------
-
-interface MachineCpu {
-  /** user + nice + system + irq + softirq, all cores, microseconds. */
-  busyUs: number
-  stealUs: number
-}
-
-let clockTicks = 0
-
-/** USER_HZ, the unit of /proc/stat. Asked once, before any window: it spawns a process. */
-function initClockTicks(): void {
-  if (clockTicks !== 0) return
-  try {
-    clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 2000 }).trim()) || 100
-  } catch {
-    clockTicks = 100
-  }
-}
-
-function readMachineCpu(): MachineCpu | null {
-  initClockTicks()
-  let line: string | undefined
-  try {
-    line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]
-  } catch {
-    return null
-  }
-  // cpu  user nice system idle iowait irq softirq steal guest guest_nice (guest time is inside user)
-  const f = line?.trim().split(/\s+/).slice(1).map(Number) ?? []
-  if (f.length < 8) return null
-  const us = 1e6 / clockTicks
-  const [user, nice, system, , , irq, softirq, steal] = f as [number, number, number, number, number, number, number, number]
-  return { busyUs: (user + nice + system + irq + softirq) * us, stealUs: steal * us }
 }
 
 // ---- one run ---------------------------------------------------------------
@@ -205,7 +60,15 @@ export interface BareRunResult {
 
 async function oneRun(run: number, v: FlagValues, cpuProfDir: string | undefined): Promise<BareRunResult> {
   const shape = loadShape(v)
-  const agent = await AgentChild.start(cpuProfDir)
+  const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []
+  const agent = await JsonLineChild.start({
+    name: 'the agent',
+    script: AGENT_SCRIPT,
+    args: ['--host', '127.0.0.1', '--port', '0', '--exit-with-stdin'],
+    nodeArgs,
+    timeoutMs: 10_000,
+  })
+  const sample = (): Promise<AgentUsage> => agent.request<AgentUsage>('usage', 'usage')
   try {
     // Filled by the hooks, which the load generator calls synchronously at the window's edges.
     const at: { a0?: Promise<AgentUsage>; a1?: Promise<AgentUsage>; m0?: MachineCpu | null; m1?: MachineCpu | null } = {}
@@ -215,12 +78,12 @@ async function oneRun(run: number, v: FlagValues, cpuProfDir: string | undefined
       flow: defaultFlow(shape.args, shape.messages),
       hooks: {
         onWindowStart: () => {
-          at.a0 = agent.sample()
+          at.a0 = sample()
           at.a0.catch(() => {}) // awaited below; a rejection must not go unhandled meanwhile
           at.m0 = readMachineCpu()
         },
         onWindowEnd: () => {
-          at.a1 = agent.sample()
+          at.a1 = sample()
           at.a1.catch(() => {})
           at.m1 = readMachineCpu()
         },
@@ -256,12 +119,6 @@ async function oneRun(run: number, v: FlagValues, cpuProfDir: string | undefined
 }
 
 // ---- report ----------------------------------------------------------------
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
 
 type Row = Omit<BareRunResult, 'run' | 'loadgen' | 'agent'>
 
@@ -303,9 +160,6 @@ const COLUMNS: Array<[string, number, (r: Row) => string]> = [
   ['steal %', 7, (r) => (r.stealPct < 0 ? 'n/a' : fmt(r.stealPct, 1))],
 ]
 
-const fmt = (n: number, digits = 0): string =>
-  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-
 function tableLine(label: string, cells: string[]): string {
   return [label.padEnd(7), ...cells.map((c, i) => c.padStart(COLUMNS[i]![1]))].join('  ')
 }
@@ -329,19 +183,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   const profArg = str(v, 'cpu-prof')
   const cpuProfDir = profArg ? resolve(profArg) : undefined
   if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true })
-  initClockTicks()
+  clockTicksPerSec()
   const profilesBefore = new Set(cpuProfDir ? readdirSync(cpuProfDir) : [])
 
-  const onSignal = (): void => {
-    for (const p of active) kill(p, 'SIGTERM')
-    process.exit(130)
-  }
-  const onExit = (): void => {
-    for (const p of active) kill(p, 'SIGKILL')
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  process.once('exit', onExit)
+  const unguard = guardChildren()
 
   try {
     if (!json) {
@@ -389,9 +234,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     const errors = results.reduce((n, r) => n + r.loadgen.errors.total + r.agent.protocolErrors, 0)
     return errors === 0 ? 0 : 1
   } finally {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-    process.off('exit', onExit)
-    for (const p of active) kill(p, 'SIGKILL')
+    unguard()
   }
 }

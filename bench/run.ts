@@ -1,11 +1,13 @@
 // `npm run bench -- <command> [options]`: the entry point of the benchmarks.
 //   bare     the bare agent (no-op handler) in a child process, driven by the load generator
 //   loadgen  the SPOP load generator alone, against an agent already running
+//   tracing  the tracing daemon (9-span flow) exporting OTLP to a counting sink, under load
 
 import { main as bare } from './bare-agent.js'
 import { main as loadgen } from './spop-loadgen.js'
+import { main as tracing } from './tracing-agent.js'
 
-const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = { bare, loadgen }
+const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = { bare, loadgen, tracing }
 
 const USAGE = `usage: npm run bench -- <command> [options]
 
@@ -15,6 +17,11 @@ commands:
                      --runs 3 --cpu-prof DIR --json
   loadgen [options]  the SPOP load generator alone against a running agent;
                      --target host:port|unix:/path, plus the load options above and --json
+  tracing [options]  the tracing daemon in a child process replaying the 9-span flow, exporting
+                     OTLP/HTTP to a counting sink in another; checks 20,000 req/s and 100 µs/req;
+                     --workers 1 --protocol http/protobuf|http/json --exporter otlp|none
+                     --batch 2048 --queue 32768 --delay 500 --concurrency 4
+                     --connections 8 --depth 20 --duration 10 --warmup 2 --runs 3 --cpu-prof DIR --json
 
 \`npm run bench -- <command> --help\` lists the options of a command.`
 
