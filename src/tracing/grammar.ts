@@ -36,7 +36,6 @@ export class GrammarInterpreter {
   private readonly store: TraceStore
   // Per-message state, reset by apply().
   private engineId: string | null = null
-  private key = ''
   private uniqueId = ''
   private nowUs = 0
   private tree: Trace | undefined = undefined
@@ -70,9 +69,8 @@ export class GrammarInterpreter {
     }
     this.engineId = engineId
     this.uniqueId = uniqueId
-    this.key = engineId === null ? uniqueId : `${engineId}\u0000${uniqueId}`
     this.nowUs = nowUs
-    this.tree = store.get(this.key)
+    this.tree = store.get(engineId, uniqueId)
     this.current = null
     this.unresolved = false
     this.pendingName = null
@@ -224,7 +222,7 @@ export class GrammarInterpreter {
       parent = tree.root
     }
     if (tree === undefined) {
-      tree = store.create(this.key, this.uniqueId, this.engineId, this.nowUs) ?? undefined
+      tree = store.create(this.uniqueId, this.engineId, this.nowUs) ?? undefined
       if (tree === undefined) {
         bump(store.stats.messagesRejected, 'tree_cap')
         this.dead = true

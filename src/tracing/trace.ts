@@ -98,7 +98,6 @@ export function guessKind(name: string, isRoot: boolean): SpanKindName {
 }
 
 export class Trace {
-  readonly key: string
   readonly uniqueId: string
   readonly engineId: string | null
   readonly traceId: string
@@ -110,8 +109,7 @@ export class Trace {
   lastUs: number
   spanCount = 0
 
-  constructor(key: string, uniqueId: string, engineId: string | null, traceId: string, nowUs: number) {
-    this.key = key
+  constructor(uniqueId: string, engineId: string | null, traceId: string, nowUs: number) {
     this.uniqueId = uniqueId
     this.engineId = engineId
     this.traceId = traceId
