@@ -10,11 +10,14 @@ import { type Attributes, type DiagLogger, diag, DiagLogLevel, type HrTime, type
 import { type ExportResult, ExportResultCode, TraceState } from '@opentelemetry/core'
 import { OTLPTraceExporter as OtlpHttpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { OTLPTraceExporter as OtlpHttpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto'
-import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer'
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base'
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http'
+import { type IExportTraceServiceResponse, JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
 import { defaultResource, type Resource, resourceFromAttributes } from '@opentelemetry/resources'
 import { ConsoleSpanExporter, type ReadableSpan, type SpanExporter, type TimedEvent } from '@opentelemetry/sdk-trace-base'
 import type { FinishedSpan, SpanKindName } from '../tracing/types.js'
 import type { ExportConfig } from './config.js'
+import { OtlpProtobufEncoder } from './otlp-protobuf.js'
 
 export { ExportResultCode, type ExportResult, type SpanExporter, type ReadableSpan }
 
@@ -159,22 +162,66 @@ export class FileSpanExporter implements SpanExporter {
 
 export function createSpanExporter(c: ExportConfig): SpanExporter {
   switch (c.exporter) {
-    case 'otlp': {
-      const options = {
-        url: c.endpoint,
-        headers: c.headers,
-        timeoutMillis: c.timeoutMs,
-        compression: c.compression as never,
-        concurrencyLimit: c.maxConcurrentExports,
-      }
-      return c.protocol === 'http/json' ? new OtlpHttpJsonExporter(options) : new OtlpHttpProtoExporter(options)
-    }
+    case 'otlp':
+      return c.protocol === 'http/json' ? new OtlpHttpJsonExporter(otlpOptions(c)) : new OtlpHttpProtoExporter(otlpOptions(c))
     case 'console':
       return new ConsoleSpanExporter()
     case 'file':
       return new FileSpanExporter(c.file)
     case 'none':
       throw new Error('the none exporter has no SpanExporter')
+  }
+}
+
+function otlpOptions(c: ExportConfig) {
+  return {
+    url: c.endpoint,
+    headers: c.headers,
+    timeoutMillis: c.timeoutMs,
+    compression: c.compression as never,
+    concurrencyLimit: c.maxConcurrentExports,
+  }
+}
+
+/** What an export worker drives: span records in, a result out. */
+export interface RecordExporter {
+  export(records: FinishedSpan[], done: (r: ExportResult) => void): void
+  shutdown(): Promise<void>
+}
+
+/**
+ * The exporter for a configuration. OTLP http/protobuf (the default) encodes
+ * our records directly (otlp-protobuf.ts) and sends them with OpenTelemetry's
+ * own OTLP/HTTP transport: same retries on 429/502/503/504 and network
+ * errors, same timeouts and headers as the stock exporter. The others convert
+ * records to ReadableSpans and use the stock exporters.
+ */
+export function createRecordExporter(c: ExportConfig, scope: { name: string; version: string }): RecordExporter {
+  if (c.exporter === 'otlp' && c.protocol === 'http/protobuf') {
+    const encoder = new OtlpProtobufEncoder({
+      resource: c.resource,
+      defaults: defaultResource().attributes as Record<string, string>,
+      scope,
+    })
+    const serializer = {
+      serializeRequest: (records: FinishedSpan[]) => encoder.encode(records),
+      deserializeResponse: (data: Uint8Array): IExportTraceServiceResponse => ProtobufTraceSerializer.deserializeResponse(data),
+    }
+    const delegate = createOtlpHttpExportDelegate(
+      convertLegacyHttpOptions(otlpOptions(c), 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' }),
+      serializer,
+      'otlp_http_span_exporter',
+      { name: 'span', countItems: (records: FinishedSpan[]) => records.length },
+      undefined,
+    )
+    const base = new OTLPExporterBase<FinishedSpan[]>(delegate)
+    return { export: (records, done) => base.export(records, done), shutdown: () => base.shutdown() }
+  }
+  const exporter = createSpanExporter(c)
+  const converter = new SpanConverter(c.resource, scope)
+  return {
+    export: (records, done) => exporter.export(converter.convert(records), done),
+    shutdown: () => exporter.shutdown(),
   }
 }
 

@@ -4,7 +4,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads'
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js'
-import { createSpanExporter, ExportResultCode, routeDiagnostics, SpanConverter } from './otel.js'
+import { createRecordExporter, ExportResultCode, routeDiagnostics } from './otel.js'
 
 const port = parentPort
 if (port === null) throw new Error('export worker started outside a worker thread')
@@ -12,8 +12,7 @@ const post = (m: FromWorker): void => port.postMessage(m)
 
 const init = workerData as WorkerInit
 routeDiagnostics((level, msg) => post({ type: 'log', level, msg }))
-const exporter = createSpanExporter(init.config)
-const converter = new SpanConverter(init.config.resource, init.scope)
+const exporter = createRecordExporter(init.config, init.scope)
 let pending = 0
 let onIdle: (() => void) | null = null
 
@@ -22,16 +21,13 @@ port.on('message', (m: ToWorker) => {
     case 'export': {
       const started = performance.now()
       pending++
-      let spans
       try {
-        spans = converter.convert(m.spans)
+        exporter.export(m.spans, (r) =>
+          done(m.id, started, r.code === ExportResultCode.SUCCESS, r.error ? r.error.message : undefined),
+        )
       } catch (err) {
-        done(m.id, started, false, `conversion failed: ${(err as Error).message}`)
-        return
+        done(m.id, started, false, `export failed: ${(err as Error).message}`)
       }
-      exporter.export(spans, (r) =>
-        done(m.id, started, r.code === ExportResultCode.SUCCESS, r.error ? r.error.message : undefined),
-      )
       return
     }
     case 'shutdown':
