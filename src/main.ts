@@ -9,6 +9,7 @@ import type { Config } from './config.js'
 import { ExportPool } from './export/pool.js'
 import { SpanQueue } from './export/span-queue.js'
 import { ExportStats } from './export/stats.js'
+import { MetricsServer } from './metrics/server.js'
 import { type Clock, SystemClock } from './tracing/clock.js'
 import { TraceStore } from './tracing/trace-store.js'
 import { createTracingHandler } from './tracing/tracing-handler.js'
@@ -21,6 +22,8 @@ export interface Daemon {
   readonly store: TraceStore
   readonly exportStats: ExportStats
   readonly pool: ExportPool | null
+  /** Where /metrics, /healthz and /readyz are served (the bound port), or null when off. */
+  readonly metricsAddress: ListenAddress | null
   /** Graceful stop within config.shutdownTimeoutMs. Runs once; later calls get the same promise. */
   close(): Promise<void>
 }
@@ -41,7 +44,10 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
   // health check may arrive within milliseconds of starting the agent.
   const poolReady = pool ? pool.start() : Promise.resolve()
   poolReady.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
-  const queue = new SpanQueue(pool, config.export, exportStats, logger.child({ component: 'export' }))
+  const queue = new SpanQueue(pool, config.export, exportStats, logger.child({ component: 'export' }), {
+    name: 'spoa-tracer',
+    version: VERSION,
+  })
   const store = new TraceStore({
     sink: queue,
     limits: config.tree,
@@ -62,10 +68,29 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
     timeouts: config.timeouts,
     listenRetryMs: config.listenRetryMs,
   })
+  // Set when close() starts: /readyz answers 503 from then on.
+  let shuttingDown = false
+  let metrics: MetricsServer | null = null
   let address: ListenAddress
   try {
+    // The endpoint first: a probe gets 503 rather than a refused connection until the listener is up.
+    if (config.metricsAddress !== null) {
+      metrics = await MetricsServer.start(config.metricsAddress, {
+        source: {
+          agent,
+          store,
+          exportStats,
+          queueCapacity: config.export.maxQueueSize,
+          exporting: pool !== null,
+          readyExportFailureThresholdMs: config.readyExportFailureThresholdMs,
+          shuttingDown: () => shuttingDown,
+        },
+        logger: logger.child({ component: 'metrics' }),
+      })
+    }
     ;[address] = await Promise.all([agent.listen(), poolReady])
   } catch (err) {
+    await metrics?.close()
     agent.destroy()
     await pool?.shutdown(1000)
     throw err
@@ -76,6 +101,7 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
   let closing: Promise<void> | null = null
   const close = (): Promise<void> =>
     (closing ??= (async () => {
+      shuttingDown = true
       const deadline = Date.now() + config.shutdownTimeoutMs
       const left = (): number => Math.max(0, deadline - Date.now())
       await agent.close(Math.min(3000, left() / 3))
@@ -91,9 +117,9 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
         },
         'stopped',
       )
-    })())
+    })().finally(() => metrics?.close()))
 
-  return { config, address, agent, store, exportStats, pool, close }
+  return { config, address, agent, store, exportStats, pool, metricsAddress: metrics?.address ?? null, close }
 }
 
 /** -t/--processing-delay: answer each NOTIFY only after a delay (to test HAProxy's timeouts). */

@@ -198,23 +198,8 @@ export interface RecordExporter {
  */
 export function createRecordExporter(c: ExportConfig, scope: { name: string; version: string }): RecordExporter {
   if (c.exporter === 'otlp' && c.protocol === 'http/protobuf') {
-    const encoder = new OtlpProtobufEncoder({
-      resource: c.resource,
-      defaults: defaultResource().attributes as Record<string, string>,
-      scope,
-    })
-    const serializer = {
-      serializeRequest: (records: FinishedSpan[]) => encoder.encode(records),
-      deserializeResponse: (data: Uint8Array): IExportTraceServiceResponse => ProtobufTraceSerializer.deserializeResponse(data),
-    }
-    const delegate = createOtlpHttpExportDelegate(
-      convertLegacyHttpOptions(otlpOptions(c), 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' }),
-      serializer,
-      'otlp_http_span_exporter',
-      { name: 'span', countItems: (records: FinishedSpan[]) => records.length },
-      undefined,
-    )
-    const base = new OTLPExporterBase<FinishedSpan[]>(delegate)
+    const encoder = new OtlpProtobufEncoder({ resource: c.resource, defaults: resourceDefaults(), scope })
+    const base = otlpProtobufTransport<FinishedSpan[]>(c, (records) => encoder.encode(records), (records) => records.length)
     return { export: (records, done) => base.export(records, done), shutdown: () => base.shutdown() }
   }
   const exporter = createSpanExporter(c)
@@ -223,6 +208,42 @@ export function createRecordExporter(c: ExportConfig, scope: { name: string; ver
     export: (records, done) => exporter.export(converter.convert(records), done),
     shutdown: () => exporter.shutdown(),
   }
+}
+
+/** A request body already encoded (on the main thread) and the number of spans in it. */
+export interface EncodedBatch {
+  body: Uint8Array
+  count: number
+}
+
+/** Sends OTLP/protobuf request bodies encoded elsewhere: OpenTelemetry's transport, no serializer work. */
+export function createEncodedExporter(c: ExportConfig): OTLPExporterBase<EncodedBatch> {
+  return otlpProtobufTransport<EncodedBatch>(c, (b) => b.body, (b) => b.count)
+}
+
+/**
+ * OpenTelemetry's OTLP/HTTP transport (retries on 429/502/503/504 and
+ * network errors with backoff, timeouts, headers, compression) around our
+ * own protobuf encoding.
+ */
+function otlpProtobufTransport<T>(c: ExportConfig, encode: (items: T) => Uint8Array, count: (items: T) => number) {
+  const serializer = {
+    serializeRequest: encode,
+    deserializeResponse: (data: Uint8Array): IExportTraceServiceResponse => ProtobufTraceSerializer.deserializeResponse(data),
+  }
+  const delegate = createOtlpHttpExportDelegate(
+    convertLegacyHttpOptions(otlpOptions(c), 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' }),
+    serializer,
+    'otlp_http_span_exporter',
+    { name: 'span', countItems: count },
+    undefined,
+  )
+  return new OTLPExporterBase<T>(delegate)
+}
+
+/** The SDK's default resource attributes (telemetry.sdk.*), as strings. */
+export function resourceDefaults(): Record<string, string> {
+  return Object.fromEntries(Object.entries(defaultResource().attributes).map(([k, v]) => [k, String(v)]))
 }
 
 /** Routes the SDK's internal diagnostics (retries, HTTP errors) to our logger, warnings and up. */

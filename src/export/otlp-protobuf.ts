@@ -32,11 +32,16 @@ const KIND: Record<SpanKindName, number> = { internal: 1, server: 2, client: 3, 
 /** W3C trace flags plus "has is_remote" (0x100), and "is_remote" (0x200) when so. */
 const spanFlags = (traceFlags: number, isRemote: boolean): number => (traceFlags & 0xff) | 0x100 | (isRemote ? 0x200 : 0)
 
+/** Encoded bytes of short, repeating strings (attribute keys, span names, values like "GET"). */
+const stringCache = new Map<string, Buffer>()
+
 class ProtoWriter {
-  buf = Buffer.allocUnsafe(64 * 1024)
+  buf: Buffer
   pos = 0
-  /** Encoded bytes of short, repeating strings (attribute keys, span names). */
-  private readonly strings = new Map<string, Buffer>()
+
+  constructor(size = 64 * 1024, unpooled = false) {
+    this.buf = unpooled ? Buffer.allocUnsafeSlow(Math.max(16, size)) : Buffer.allocUnsafe(Math.max(16, size))
+  }
 
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return
@@ -118,14 +123,17 @@ class ProtoWriter {
     this.pos += 8
   }
 
-  /** A length-delimited UTF-8 string. */
-  string(s: string): void {
-    if (s.length <= 64) {
-      let bytes = this.strings.get(s)
+  /**
+   * A length-delimited UTF-8 string. `name`: a key or a name, which repeats
+   * from span to span and is worth caching; values (ids, URLs) are not.
+   */
+  string(s: string, name = false): void {
+    if (name && s.length <= 64) {
+      let bytes = stringCache.get(s)
       if (bytes === undefined) {
-        if (this.strings.size >= 8192) this.strings.clear()
+        if (stringCache.size >= 8192) stringCache.clear()
         bytes = Buffer.from(s, 'utf8')
-        this.strings.set(s, bytes)
+        stringCache.set(s, bytes)
       }
       this.varint32(bytes.length)
       this.ensure(bytes.length)
@@ -195,7 +203,7 @@ function writeAttributes(w: ProtoWriter, field: number, attrs: Attributes): void
     w.tag(field, WIRE_LEN)
     const kv = w.begin()
     w.tag(1, WIRE_LEN)
-    w.string(key)
+    w.string(key, true)
     w.tag(2, WIRE_LEN)
     const any = w.begin()
     writeAnyValue(w, value)
@@ -234,7 +242,7 @@ function writeSpan(w: ProtoWriter, s: FinishedSpan): void {
     w.hexId(s.parentSpanId)
   }
   w.tag(5, WIRE_LEN)
-  w.string(s.name)
+  w.string(s.name, true)
   w.tag(6, WIRE_VARINT)
   w.varint32(KIND[s.kind])
   w.tag(7, WIRE_FIXED64)
@@ -250,7 +258,7 @@ function writeSpan(w: ProtoWriter, s: FinishedSpan): void {
     w.tag(1, WIRE_FIXED64)
     w.timeUs(e.timeUs)
     w.tag(2, WIRE_LEN)
-    w.string(e.name)
+    w.string(e.name, true)
     writeAttributes(w, 3, e.attributes)
     w.tag(4, WIRE_VARINT)
     w.varint32(0)
@@ -278,7 +286,7 @@ function writeSpan(w: ProtoWriter, s: FinishedSpan): void {
   const st = w.begin()
   if (s.status.message !== '') {
     w.tag(2, WIRE_LEN)
-    w.string(s.status.message)
+    w.string(s.status.message, true)
   }
   w.tag(3, WIRE_VARINT)
   w.varint32(s.status.code)
@@ -295,17 +303,99 @@ export interface EncoderOptions {
   scope: { name: string; version: string }
 }
 
-export class OtlpProtobufEncoder {
-  private readonly w = new ProtoWriter()
+/**
+ * Builds one ExportTraceServiceRequest incrementally: spans are encoded as
+ * they are added (into one buffer per engine-id, i.e. per Resource), and
+ * take() assembles the request in a single pass. This is what lets the main
+ * thread encode each completed tree once, off the ACK path, and hand the
+ * bytes to a worker without copying.
+ */
+export class OtlpBatchBuilder {
   private readonly opts: EncoderOptions
-  /** Encoded `Resource` message body (without tag/length) and the scope block, per engine-id. */
+  /** Encoded Resource message (tag, length, body), per engine-id. */
   private readonly heads = new Map<string, Buffer>()
+  /** Encoded `2: Span` entries, per engine-id, in order of first appearance. */
+  private readonly bodies = new Map<string | null, ProtoWriter>()
+  private scopeBytes: Buffer | null = null
+  private count = 0
 
   constructor(opts: EncoderOptions) {
     this.opts = opts
   }
 
-  /** The bytes of `1: Resource` and the start of `2: ScopeSpans` up to its spans, per engine. */
+  /** Spans added since the last take(). */
+  get spans(): number {
+    return this.count
+  }
+
+  add(spans: readonly FinishedSpan[]): void {
+    let engine: string | null | undefined
+    let w: ProtoWriter | undefined
+    for (const s of spans) {
+      if (s.engineId !== engine || w === undefined) {
+        engine = s.engineId
+        w = this.bodies.get(engine)
+        if (w === undefined) {
+          w = new ProtoWriter(4096)
+          this.bodies.set(engine, w)
+        }
+      }
+      w.tag(2, WIRE_LEN)
+      const at = w.begin()
+      writeSpan(w, s)
+      w.finish(at)
+    }
+    this.count += spans.length
+  }
+
+  /** The request holding every span added so far, or null if there is none; starts a new one. */
+  take(): Buffer | null {
+    if (this.count === 0) return null
+    const scope = this.scope()
+    const parts: Array<{ head: Buffer; body: ProtoWriter; scopeSpansLen: number; resourceSpansLen: number }> = []
+    let total = 0
+    for (const [engineId, body] of this.bodies) {
+      if (body.pos === 0) continue
+      const head = this.head(engineId)
+      const scopeSpansLen = scope.length + body.pos
+      const resourceSpansLen = head.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen
+      total += 1 + varintSize(resourceSpansLen) + resourceSpansLen
+      parts.push({ head, body, scopeSpansLen, resourceSpansLen })
+    }
+    // A buffer of its own (not a slice of Node's shared pool): it is transferred to a worker.
+    const out = new ProtoWriter(total, true)
+    for (const p of parts) {
+      out.tag(1, WIRE_LEN)
+      out.varint32(p.resourceSpansLen)
+      out.raw(p.head)
+      out.tag(2, WIRE_LEN)
+      out.varint32(p.scopeSpansLen)
+      out.raw(scope)
+      out.raw(p.body.buf.subarray(0, p.body.pos))
+      p.body.pos = 0
+    }
+    this.count = 0
+    return out.buf.subarray(0, out.pos)
+  }
+
+  /** `1: InstrumentationScope` inside ScopeSpans: the same for every request. */
+  private scope(): Buffer {
+    if (this.scopeBytes !== null) return this.scopeBytes
+    const { scope } = this.opts
+    const w = new ProtoWriter(256)
+    w.message(1, () => {
+      w.tag(1, WIRE_LEN)
+      w.string(scope.name)
+      if (scope.version !== '') {
+        w.tag(2, WIRE_LEN)
+        w.string(scope.version)
+      }
+    })
+    this.scopeBytes = Buffer.from(w.buf.subarray(0, w.pos))
+    return this.scopeBytes
+  }
+
+  /** `1: Resource` inside ResourceSpans, per engine. */
   private head(engineId: string | null): Buffer {
     const key = engineId ?? ''
     let h = this.heads.get(key)
@@ -314,7 +404,7 @@ export class OtlpProtobufEncoder {
     const attrs: Attributes = { ...this.opts.resource }
     if (engineId !== null) attrs['haproxy.engine_id'] = engineId
     for (const [k, v] of Object.entries(this.opts.defaults)) if (!(k in attrs)) attrs[k] = v
-    const w = new ProtoWriter()
+    const w = new ProtoWriter(1024)
     w.message(1, () => {
       writeAttributes(w, 1, attrs)
       w.tag(2, WIRE_VARINT)
@@ -324,41 +414,27 @@ export class OtlpProtobufEncoder {
     this.heads.set(key, h)
     return h
   }
+}
+
+/** One-shot encoding of a batch (tests, and callers that have all spans at hand). */
+export class OtlpProtobufEncoder {
+  private readonly builder: OtlpBatchBuilder
+
+  constructor(opts: EncoderOptions) {
+    this.builder = new OtlpBatchBuilder(opts)
+  }
 
   encode(spans: readonly FinishedSpan[]): Uint8Array {
-    // Group by engine (= Resource) in order of first appearance, as the OTel serializer does.
-    const groups = new Map<string | null, FinishedSpan[]>()
-    for (const s of spans) {
-      const g = groups.get(s.engineId)
-      if (g === undefined) groups.set(s.engineId, [s])
-      else g.push(s)
-    }
-    const w = this.w
-    w.pos = 0
-    const { scope } = this.opts
-    for (const [engineId, group] of groups) {
-      w.tag(1, WIRE_LEN)
-      const rs = w.begin()
-      w.raw(this.head(engineId))
-      w.tag(2, WIRE_LEN)
-      const ss = w.begin()
-      w.message(1, () => {
-        w.tag(1, WIRE_LEN)
-        w.string(scope.name)
-        if (scope.version !== '') {
-          w.tag(2, WIRE_LEN)
-          w.string(scope.version)
-        }
-      })
-      for (const s of group) {
-        w.tag(2, WIRE_LEN)
-        const at = w.begin()
-        writeSpan(w, s)
-        w.finish(at)
-      }
-      w.finish(ss)
-      w.finish(rs)
-    }
-    return Buffer.from(w.buf.subarray(0, w.pos))
+    this.builder.add(spans)
+    return Buffer.from(this.builder.take() ?? new Uint8Array(0))
   }
+}
+
+function varintSize(v: number): number {
+  let n = 1
+  while (v > 0x7f) {
+    v >>>= 7
+    n++
+  }
+  return n
 }

@@ -16,6 +16,9 @@ import type { ExportStats } from './stats.js'
 // Under tap's TypeScript loader this module is a .ts file and so is its worker.
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
+/** What the queue hands to a worker: span records, or an encoded OTLP/protobuf request. */
+export type Batch = { kind: 'records'; spans: FinishedSpan[] } | { kind: 'encoded'; body: Uint8Array; count: number }
+
 export interface ExportPoolOptions {
   config: ExportConfig
   scope: { name: string; version: string }
@@ -44,6 +47,8 @@ export class ExportPool {
   private nextBatch = 1
   private stopping = false
   onCapacity: () => void
+  /** Reported by the first worker ready: the SDK's default resource attributes. */
+  resourceDefaults: Record<string, string> | undefined
 
   constructor(opts: ExportPoolOptions) {
     this.opts = opts
@@ -77,6 +82,7 @@ export class ExportPool {
       worker.on('message', (m: FromWorker) => {
         if (m.type === 'ready') {
           clearTimeout(timer)
+          this.resourceDefaults ??= m.resourceDefaults
           slot.ready = true
           slot.backoffMs = 100
           this.opts.stats.workersUp++
@@ -157,20 +163,36 @@ export class ExportPool {
     return this.opts.stats.inFlight
   }
 
-  /** Hands a batch to the least busy ready worker; false if none can take it now. */
-  dispatch(batch: FinishedSpan[]): boolean {
+  private pick(): Slot | null {
     let best: Slot | null = null
     for (const s of this.slots) {
       if (!s.ready || s.inflight.size >= this.opts.config.maxConcurrentExports) continue
       if (best === null || s.inflightSpans < best.inflightSpans) best = s
     }
+    return best
+  }
+
+  /** Whether a worker can take a batch now. */
+  canTake(): boolean {
+    return this.pick() !== null
+  }
+
+  /** Hands a batch to the least busy ready worker; false if none can take it now. */
+  dispatch(batch: Batch): boolean {
+    const best = this.pick()
     if (best === null) return false
     const id = this.nextBatch++
-    best.inflight.set(id, batch.length)
-    best.inflightSpans += batch.length
-    this.opts.stats.inFlight += batch.length
-    const msg: ToWorker = { type: 'export', id, spans: batch }
-    best.worker!.postMessage(msg)
+    const n = batch.kind === 'records' ? batch.spans.length : batch.count
+    best.inflight.set(id, n)
+    best.inflightSpans += n
+    this.opts.stats.inFlight += n
+    if (batch.kind === 'records') {
+      best.worker!.postMessage({ type: 'export', id, spans: batch.spans } satisfies ToWorker)
+    } else {
+      const msg: ToWorker = { type: 'export-encoded', id, body: batch.body, count: batch.count }
+      // The body owns its ArrayBuffer (never a pooled slab): moving it costs nothing.
+      best.worker!.postMessage(msg, [batch.body.buffer as ArrayBuffer])
+    }
     return true
   }
 

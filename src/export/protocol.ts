@@ -11,12 +11,15 @@ export interface WorkerInit {
 
 export type ToWorker =
   | { type: 'export'; id: number; spans: FinishedSpan[] }
+  /** An OTLP/protobuf request body encoded on the main thread, transferred (not copied). */
+  | { type: 'export-encoded'; id: number; body: Uint8Array; count: number }
   | { type: 'shutdown' }
   /** Fault injection for the restart tests: the worker throws from its message handler. */
   | { type: 'crash' }
 
 export type FromWorker =
-  | { type: 'ready' }
+  /** `resourceDefaults`: the SDK's telemetry.sdk.* resource attributes, for encoding on the main thread. */
+  | { type: 'ready'; resourceDefaults: Record<string, string> }
   | { type: 'result'; id: number; ok: boolean; error?: string; ms: number }
   | { type: 'log'; level: 'warn' | 'error'; msg: string }
   | { type: 'closed' }

@@ -1,19 +1,103 @@
 // The bounded queue between span trees and the export workers: the SpanSink
-// the trace store hands completed trees to. It never blocks and never grows
-// past maxQueueSize spans (queued plus in flight): beyond that, whole trees
-// are dropped and counted, because HAProxy must never wait on export.
-// Batches leave when maxBatchSize spans are waiting or after scheduledDelayMs.
+// the trace store hands completed trees to. It never blocks and never holds
+// more than maxQueueSize spans (waiting, being encoded, or in flight): beyond
+// that, whole trees are dropped and counted, because HAProxy must never wait
+// on export. Batches leave when maxBatchSize spans are ready or after
+// scheduledDelayMs.
+//
+// Two ways to batch. For OTLP http/protobuf (the default) completed trees are
+// encoded into the request body on this thread, in a setImmediate pass after
+// the current socket reads (so never before an ACK is written), and the bytes
+// are transferred to a worker without a copy: encoding costs less than
+// cloning span objects across threads did, and the worker is left with HTTP.
+// For the other exporters, span records cross as they are and the worker
+// converts them.
 
 import type { Logger } from 'pino'
 import type { FinishedSpan, SpanSink } from '../tracing/types.js'
 import { bump } from '../util/counters.js'
 import { LogLimiter } from '../util/log-limiter.js'
 import type { ExportConfig } from './config.js'
-import type { ExportPool } from './pool.js'
+import { OtlpBatchBuilder } from './otlp-protobuf.js'
+import type { Batch, ExportPool } from './pool.js'
 import type { ExportStats } from './stats.js'
 
-export class SpanQueue implements SpanSink {
+/** Turns added trees into batches of at most maxBatchSize spans. */
+interface Batcher {
+  /** Spans added and not yet taken. */
+  readonly size: number
+  add(spans: FinishedSpan[]): void
+  /** Up to maxBatchSize spans as one batch; null if empty. */
+  take(max: number): Batch | null
+}
+
+class RecordBatcher implements Batcher {
   private pending: FinishedSpan[] = []
+
+  get size(): number {
+    return this.pending.length
+  }
+
+  add(spans: FinishedSpan[]): void {
+    for (let i = 0; i < spans.length; i++) this.pending.push(spans[i]!)
+  }
+
+  take(max: number): Batch | null {
+    if (this.pending.length === 0) return null
+    const spans = this.pending.length <= max ? this.pending : this.pending.slice(0, max)
+    this.pending = spans === this.pending ? [] : this.pending.slice(max)
+    return { kind: 'records', spans }
+  }
+}
+
+class ProtobufBatcher implements Batcher {
+  private readonly builder: OtlpBatchBuilder
+  /** Sealed requests, in order. */
+  private readonly sealed: Array<{ body: Uint8Array; count: number }> = []
+  private sealedSpans = 0
+
+  constructor(
+    config: ExportConfig,
+    defaults: Record<string, string>,
+    scope: { name: string; version: string },
+    private readonly maxBatch: number,
+  ) {
+    this.builder = new OtlpBatchBuilder({ resource: config.resource, defaults, scope })
+  }
+
+  get size(): number {
+    return this.sealedSpans + this.builder.spans
+  }
+
+  add(spans: FinishedSpan[]): void {
+    this.builder.add(spans)
+    // Trees are never split: a batch may exceed maxBatchSize by less than one tree.
+    if (this.builder.spans >= this.maxBatch) this.seal()
+  }
+
+  private seal(): void {
+    const count = this.builder.spans
+    const body = this.builder.take()
+    if (body === null) return
+    this.sealed.push({ body, count })
+    this.sealedSpans += count
+  }
+
+  take(): Batch | null {
+    if (this.sealed.length === 0) this.seal()
+    const b = this.sealed.shift()
+    if (b === undefined) return null
+    this.sealedSpans -= b.count
+    return { kind: 'encoded', body: b.body, count: b.count }
+  }
+}
+
+export class SpanQueue implements SpanSink {
+  private batcher: Batcher | null = null
+  /** Trees accepted and not yet handed to the batcher (the encode pass runs in setImmediate). */
+  private incoming: FinishedSpan[][] = []
+  private incomingSpans = 0
+  private immediate: NodeJS.Immediate | null = null
   private timer: NodeJS.Timeout | null = null
   /** The delay expired while no worker could take the batch: send it at the next chance. */
   private overdue = false
@@ -24,14 +108,20 @@ export class SpanQueue implements SpanSink {
     private readonly config: ExportConfig,
     private readonly stats: ExportStats,
     private readonly logger: Logger,
+    private readonly scope: { name: string; version: string } = { name: 'spoa-tracer', version: '' },
   ) {
     if (pool) pool.onCapacity = () => this.onCapacity()
+  }
+
+  /** Spans held here: incoming, batched, sealed (not yet in flight). */
+  private get held(): number {
+    return this.incomingSpans + (this.batcher?.size ?? 0)
   }
 
   push(spans: FinishedSpan[]): void {
     if (this.pool === null) return // exporter "none": tracing runs, nothing leaves
     const n = spans.length
-    if (this.pending.length + this.stats.inFlight + n > this.config.maxQueueSize) {
+    if (this.held + this.stats.inFlight + n > this.config.maxQueueSize) {
       bump(this.stats.spansDropped, 'queue_full', n)
       const suppressed = this.limiter.allow('queue_full')
       if (suppressed >= 0) {
@@ -42,11 +132,40 @@ export class SpanQueue implements SpanSink {
       }
       return
     }
-    for (let i = 0; i < n; i++) this.pending.push(spans[i]!)
+    this.incoming.push(spans)
+    this.incomingSpans += n
     this.stats.spansQueued += n
-    this.stats.queueDepth = this.pending.length
-    if (this.pending.length >= this.config.maxBatchSize) this.send(false)
-    else if (this.timer === null) this.timer = setTimeout(this.onTimer, this.config.scheduledDelayMs).unref()
+    this.stats.queueDepth = this.held
+    this.immediate ??= setImmediate(this.process)
+  }
+
+  /** Moves incoming trees into batches and sends what is due. Runs after the current I/O callbacks. */
+  private readonly process = (): void => {
+    this.immediate = null
+    const batcher = this.getBatcher()
+    if (batcher === null) return // workers not ready yet: trees wait in `incoming` (bounded)
+    for (const tree of this.incoming) batcher.add(tree)
+    this.incoming = []
+    this.incomingSpans = 0
+    this.send(this.overdue)
+    if (batcher.size > 0 && this.timer === null && !this.overdue) {
+      this.timer = setTimeout(this.onTimer, this.config.scheduledDelayMs).unref()
+    }
+    this.stats.queueDepth = this.held
+  }
+
+  private getBatcher(): Batcher | null {
+    if (this.batcher !== null) return this.batcher
+    const c = this.config
+    if (c.exporter === 'otlp' && c.protocol === 'http/protobuf') {
+      // The resource carries the SDK's telemetry.sdk.* attributes, which the workers report.
+      const defaults = this.pool?.resourceDefaults
+      if (defaults === undefined) return null
+      this.batcher = new ProtobufBatcher(c, defaults, this.scope, c.maxBatchSize)
+    } else {
+      this.batcher = new RecordBatcher()
+    }
+    return this.batcher
   }
 
   private readonly onTimer = (): void => {
@@ -56,30 +175,32 @@ export class SpanQueue implements SpanSink {
   }
 
   private onCapacity(): void {
-    if (this.pending.length >= this.config.maxBatchSize || (this.overdue && this.pending.length > 0)) {
-      this.send(this.overdue)
-    }
+    if (this.incomingSpans > 0) this.immediate ??= setImmediate(this.process)
+    else this.send(this.overdue)
   }
 
-  /** Sends full batches, and the remainder too when `all`; stops when no worker can take more. */
+  /** Sends full batches, and partial ones too when `all`; stops when no worker can take more. */
   private send(all: boolean): void {
-    const pool = this.pool!
+    const pool = this.pool
+    const batcher = this.batcher
+    if (pool === null || batcher === null) return
     const max = this.config.maxBatchSize
-    while (this.pending.length >= max || (all && this.pending.length > 0)) {
-      const batch = this.pending.length <= max ? this.pending : this.pending.slice(0, max)
-      if (!pool.dispatch(batch)) break
-      this.pending = batch === this.pending ? [] : this.pending.slice(max)
+    while (batcher.size >= max || (all && batcher.size > 0)) {
+      if (!pool.canTake()) break
+      const batch = batcher.take(max)
+      if (batch === null) break
+      pool.dispatch(batch)
     }
-    if (this.pending.length === 0) this.overdue = false
-    this.stats.queueDepth = this.pending.length
-    if (this.pending.length > 0 && this.timer === null && !this.overdue) {
+    if (batcher.size === 0) this.overdue = false
+    this.stats.queueDepth = this.held
+    if (batcher.size > 0 && this.timer === null && !this.overdue) {
       this.timer = setTimeout(this.onTimer, this.config.scheduledDelayMs).unref()
     }
   }
 
   /**
    * Sends everything now and waits (bounded) until the workers acknowledged
-   * it all. For shutdown: whatever is still queued at the deadline is counted
+   * it all. For shutdown: whatever is still held at the deadline is counted
    * as dropped (shutdown).
    */
   async drain(deadlineMs: number): Promise<void> {
@@ -87,13 +208,19 @@ export class SpanQueue implements SpanSink {
     this.timer = null
     this.overdue = true
     const end = Date.now() + deadlineMs
-    while ((this.pending.length > 0 || this.stats.inFlight > 0) && Date.now() < end) {
-      if (this.pending.length > 0 && this.pool) this.send(true)
+    while ((this.held > 0 || this.stats.inFlight > 0) && Date.now() < end) {
+      if (this.incomingSpans > 0) this.process()
+      else if (this.held > 0) this.send(true)
       await new Promise((r) => setTimeout(r, 10))
     }
-    if (this.pending.length > 0) {
-      bump(this.stats.spansDropped, 'shutdown', this.pending.length)
-      this.pending = []
+    if (this.immediate) clearImmediate(this.immediate)
+    this.immediate = null
+    const left = this.held
+    if (left > 0) {
+      bump(this.stats.spansDropped, 'shutdown', left)
+      this.incoming = []
+      this.incomingSpans = 0
+      this.batcher = null
       this.stats.queueDepth = 0
     }
   }

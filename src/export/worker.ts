@@ -4,7 +4,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads'
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js'
-import { createRecordExporter, ExportResultCode, routeDiagnostics } from './otel.js'
+import { createEncodedExporter, createRecordExporter, ExportResultCode, resourceDefaults, routeDiagnostics } from './otel.js'
 
 const port = parentPort
 if (port === null) throw new Error('export worker started outside a worker thread')
@@ -13,6 +13,7 @@ const post = (m: FromWorker): void => port.postMessage(m)
 const init = workerData as WorkerInit
 routeDiagnostics((level, msg) => post({ type: 'log', level, msg }))
 const exporter = createRecordExporter(init.config, init.scope)
+const encodedExporter = init.config.exporter === 'otlp' && init.config.protocol === 'http/protobuf' ? createEncodedExporter(init.config) : null
 let pending = 0
 let onIdle: (() => void) | null = null
 
@@ -28,6 +29,18 @@ port.on('message', (m: ToWorker) => {
       } catch (err) {
         done(m.id, started, false, `export failed: ${(err as Error).message}`)
       }
+      return
+    }
+    case 'export-encoded': {
+      const started = performance.now()
+      pending++
+      if (encodedExporter === null) {
+        done(m.id, started, false, 'encoded batch for an exporter that takes records')
+        return
+      }
+      encodedExporter.export(m, (r) =>
+        done(m.id, started, r.code === ExportResultCode.SUCCESS, r.error ? r.error.message : undefined),
+      )
       return
     }
     case 'shutdown':
@@ -47,10 +60,10 @@ function done(id: number, started: number, ok: boolean, error?: string): void {
 async function shutdown(): Promise<void> {
   if (pending > 0) await new Promise<void>((resolve) => (onIdle = resolve))
   try {
-    await exporter.shutdown()
+    await Promise.all([exporter.shutdown(), encodedExporter?.shutdown()])
   } finally {
     post({ type: 'closed' })
   }
 }
 
-post({ type: 'ready' })
+post({ type: 'ready', resourceDefaults: resourceDefaults() })
