@@ -32,6 +32,9 @@ const KIND: Record<SpanKindName, number> = { internal: 1, server: 2, client: 3, 
 /** W3C trace flags plus "has is_remote" (0x100), and "is_remote" (0x200) when so. */
 const spanFlags = (traceFlags: number, isRemote: boolean): number => (traceFlags & 0xff) | 0x100 | (isRemote ? 0x200 : 0)
 
+let lastHex = ''
+let lastBytes: Buffer = Buffer.alloc(0)
+
 /** Encoded bytes of short, repeating strings (attribute keys, span names, values like "GET"). */
 const stringCache = new Map<string, Buffer>()
 
@@ -147,12 +150,24 @@ class ProtoWriter {
     this.pos += this.buf.write(s, this.pos, len, 'utf8')
   }
 
-  /** Length-delimited bytes of a hex id (16 or 8 bytes). */
+  /**
+   * Length-delimited bytes of a hex id (16 or 8 bytes). The spans of a tree
+   * come together and share their trace id: the last one decoded is kept.
+   */
   hexId(hex: string): void {
     const n = hex.length >>> 1
     this.varint32(n)
     this.ensure(n)
+    if (hex === lastHex) {
+      this.buf.set(lastBytes, this.pos)
+      this.pos += n
+      return
+    }
     this.pos += this.buf.write(hex, this.pos, n, 'hex')
+    if (n === 16) {
+      lastHex = hex
+      lastBytes = Buffer.from(this.buf.subarray(this.pos - n, this.pos))
+    }
   }
 
   raw(bytes: Uint8Array): void {
