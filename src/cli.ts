@@ -13,6 +13,7 @@ import yargs from 'yargs'
 import { type Config, DEFAULT_CONFIG, validateConfig } from './config.js'
 import { EXPORTERS, exportConfigFromEnv, parseKeyValueList, PROTOCOLS } from './export/config.js'
 import { type LogFormat, type LogOptions, parseLogFile, parseLogLevel } from './logger.js'
+import { parseMetricsAddress } from './metrics/address.js'
 import { type Capability, CAPABILITIES } from './spop/index.js'
 import { ConfigError } from './util/config-error.js'
 import { DURATION_HELP, parseDuration } from './util/duration.js'
@@ -33,6 +34,7 @@ const G_SPOP = 'SPOP listener:'
 const G_TRACE = 'Tracing:'
 const G_EXPORT = 'Export (OTEL_* variables also apply):'
 const G_PROC = 'Process:'
+const G_METRICS = 'Metrics and health:'
 
 /** Every option; the key is the long name (also the config-file key). */
 export const OPTIONS: Record<string, OptionSpec> = {
@@ -71,6 +73,8 @@ export const OPTIONS: Record<string, OptionSpec> = {
   'monitor-interval': { alias: 'i', type: 'string', group: G_PROC, describe: 'Period of the statistics log line (0 = off) [default: 5s]' },
   runtime: { alias: 'r', type: 'string', group: G_PROC, describe: 'Stop by itself after this long (0 = unlimited) [default: 0]' },
   'shutdown-timeout': { type: 'string', group: G_PROC, describe: 'Deadline of a graceful stop (in-flight frames, open trees, export flush) [default: 10s]' },
+  'metrics-address': { type: 'string', group: G_METRICS, describe: 'Serve /metrics (Prometheus), /healthz and /readyz on [host:]port (a bare port is 127.0.0.1:port) or unix:/path [default: off]' },
+  'ready-export-failure-threshold': { type: 'string', group: G_METRICS, describe: '/readyz fails once exports have failed without a success for this long [default: 60s]' },
   'ot-tracer-plugin': { alias: 'T', type: 'string', group: G_PROC, process: true, describe: 'Accepted for compatibility; has no meaning here (export is built in)' },
   'libev-backend': { alias: 'B', type: 'string', group: G_PROC, process: true, describe: 'Accepted for compatibility; has no meaning here (Node.js has its own event loop)' },
   help: { alias: 'h', type: 'boolean', group: G_PROC, process: true, describe: 'Show this help' },
@@ -329,6 +333,12 @@ function applyValues(c: Config, values: Values, label: (key: string) => string):
         break
       case 'shutdown-timeout':
         c.shutdownTimeoutMs = duration(name, v)
+        break
+      case 'metrics-address':
+        c.metricsAddress = parseMetricsAddress(name, v)
+        break
+      case 'ready-export-failure-threshold':
+        c.readyExportFailureThresholdMs = duration(name, v)
         break
       default:
         if (!OPTIONS[key]?.process) throw new ConfigError(name, 'unknown option')

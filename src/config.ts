@@ -33,6 +33,10 @@ export interface Config {
   runtimeMs: number
   /** Keep retrying a port in use for this long (HAProxy restarting its agent on reload). */
   listenRetryMs: number
+  /** --metrics-address: the /metrics, /healthz, /readyz endpoint (null = off, the default). */
+  metricsAddress: ListenAddress | null
+  /** /readyz answers 503 once exports have failed without a success for longer than this. */
+  readyExportFailureThresholdMs: number
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -50,6 +54,8 @@ export const DEFAULT_CONFIG: Config = {
   monitorIntervalMs: 5000,
   runtimeMs: 0,
   listenRetryMs: 10_000,
+  metricsAddress: null,
+  readyExportFailureThresholdMs: 60_000,
 }
 
 export function validateConfig(c: Config): Config {
@@ -63,5 +69,20 @@ export function validateConfig(c: Config): Config {
   if (c.tree.maxSpansPerTree < 1) throw new ConfigError('max-spans-per-tree', 'expected at least 1')
   if (c.tree.idleTtlMs < 1) throw new ConfigError('tree-ttl', 'expected a positive time')
   validateExportConfig(c.export)
+  validateMetricsConfig(c)
   return c
+}
+
+function validateMetricsConfig(c: Config): void {
+  const m = c.metricsAddress
+  if (m !== null && 'port' in m) {
+    if (!Number.isInteger(m.port) || m.port < 0 || m.port > 65535) throw new ConfigError('metrics-address', `expected a port from 0 to 65535, got ${m.port}`)
+    if ('port' in c.listen && m.port !== 0 && m.port === c.listen.port && m.host === c.listen.host) {
+      throw new ConfigError('metrics-address', `${m.host}:${m.port} is the SPOP listener's address; pick another port`)
+    }
+  }
+  if (m !== null && 'path' in m && 'path' in c.listen && m.path === c.listen.path) {
+    throw new ConfigError('metrics-address', `unix:${m.path} is the SPOP listener's socket; pick another path`)
+  }
+  if (!(c.readyExportFailureThresholdMs >= 0)) throw new ConfigError('ready-export-failure-threshold', 'expected a time of 0 or more')
 }

@@ -1,8 +1,10 @@
 // The periodic statistics line (-i/--monitor-interval): the key figures of
-// every layer in one log line, with rates over the last interval.
+// every layer in one log line, with rates over the last interval. The same
+// key figures as /metrics (src/metrics/registry.ts), for those who read logs.
 
 import type { Logger } from 'pino'
 import type { Daemon } from './main.js'
+import { HistogramWindow } from './metrics/window.js'
 
 export interface Snapshot {
   connections: number
@@ -19,6 +21,7 @@ export interface Snapshot {
   messagesRejected: number
   treesReaped: number
   queueDepth: number
+  queueCapacity: number
   inFlight: number
   exportFailures: number
   workersUp: number
@@ -50,6 +53,7 @@ export function snapshot(d: Daemon): Snapshot {
     messagesRejected: sum(t.messagesRejected),
     treesReaped: t.treesReaped,
     queueDepth: e.queueDepth,
+    queueCapacity: d.config.export.maxQueueSize,
     inFlight: e.inFlight,
     exportFailures: e.batchesFailed,
     workersUp: e.workersUp,
@@ -61,12 +65,18 @@ export function snapshot(d: Daemon): Snapshot {
 export function startMonitor(d: Daemon, logger: Logger, intervalMs: number): () => void {
   let prev = snapshot(d)
   let prevAt = Date.now()
+  const ackLatency = new HistogramWindow(d.agent.stats.ackLatencyUs)
   const timer = setInterval(() => {
     const now = Date.now()
     const cur = snapshot(d)
     const secs = (now - prevAt) / 1000
     const rate = (k: keyof Snapshot) => Math.round((cur[k] - prev[k]) / secs)
-    logger.info({ ...cur, notifyPerSec: rate('notify'), spansExportedPerSec: rate('spansExported') }, 'statistics')
+    // Bucket upper bounds over this interval: an estimate, as the /metrics histogram gives.
+    const [ackP50Us, ackP99Us] = ackLatency.next([0.5, 0.99])
+    logger.info(
+      { ...cur, notifyPerSec: rate('notify'), ackP50Us, ackP99Us, spansExportedPerSec: rate('spansExported') },
+      'statistics',
+    )
     prev = cur
     prevAt = now
   }, intervalMs)
