@@ -1,0 +1,102 @@
+import t from 'tap'
+import {
+  extract,
+  formatBaggage,
+  inject,
+  parseB3,
+  parseBaggage,
+  parseJaeger,
+  parsePropagators,
+  parseTraceparent,
+} from '../../src/tracing/propagation.js'
+
+const T = '4bf92f3577b34da6a3ce929d0e0e4736'
+const S = '00f067aa0ba902b7'
+
+t.test('traceparent: valid, flags, future versions; invalid forms give a reason', async (t) => {
+  t.same(parseTraceparent(`00-${T}-${S}-01`), { traceId: T, spanId: S, sampled: true, traceState: '' })
+  t.same(parseTraceparent(`00-${T}-${S}-00`, 'rojo=00f067aa0ba902b7, congo=t61rcWkgMzE'), {
+    traceId: T,
+    spanId: S,
+    sampled: false,
+    traceState: 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE',
+  })
+  t.equal((parseTraceparent(`01-${T}-${S}-09-extra`) as { sampled: boolean }).sampled, true, 'a future version with extra fields')
+  const bad: Array<[string, string]> = [
+    ['', 'malformed'],
+    ['garbage', 'malformed'],
+    [`ff-${T}-${S}-01`, 'bad_version'],
+    [`0-${T}-${S}-01`, 'bad_version'],
+    [`00-${T}-${S}-01-extra`, 'malformed'],
+    [`00-${T.toUpperCase()}-${S}-01`, 'malformed'],
+    [`00-${T.slice(1)}-${S}-01`, 'malformed'],
+    [`00-${'0'.repeat(32)}-${S}-01`, 'zero_id'],
+    [`00-${T}-${'0'.repeat(16)}-01`, 'zero_id'],
+    [`00-${T}-${S}-0x`, 'malformed'],
+  ]
+  for (const [h, why] of bad) t.equal(parseTraceparent(h), why, JSON.stringify(h))
+  t.equal((parseTraceparent(`00-${T}-${S}-01`, 'bad key=x') as { traceState: string }).traceState, '', 'a bad tracestate is dropped, not the context')
+})
+
+t.test('B3 single and multi, Jaeger', async (t) => {
+  t.same(parseB3(`${T}-${S}-1`), { traceId: T, spanId: S, sampled: true, traceState: '' })
+  t.same(parseB3(`a3ce929d0e0e4736-${S}-0-05e3ac9a4f6e3b90`), { traceId: `0000000000000000a3ce929d0e0e4736`, spanId: S, sampled: false, traceState: '' })
+  t.same(parseB3(`${T}-${S}`), { traceId: T, spanId: S, sampled: true, traceState: '' }, 'no decision: sampled')
+  t.equal(parseB3('0'), 'malformed', 'a lone sampling decision is not a context')
+  t.equal(parseB3(`${T}-${S}-x`), 'malformed')
+  const multi = new Map([['x-b3-traceid', T], ['x-b3-spanid', S], ['x-b3-sampled', '0']])
+  t.same(extract(multi, ['b3multi']).context, { traceId: T, spanId: S, sampled: false, traceState: '' })
+  t.same(parseJaeger(`${T}:${S}:0:1`), { traceId: T, spanId: S, sampled: true, traceState: '' })
+  t.same(parseJaeger('a3ce929d0e0e4736%3Af067aa0ba902b7%3A0%3A0'), {
+    traceId: '0000000000000000a3ce929d0e0e4736',
+    spanId: '00f067aa0ba902b7',
+    sampled: false,
+    traceState: '',
+  }, 'URL-encoded, short ids padded')
+  t.equal(parseJaeger(`${T}:${S}:0`), 'malformed')
+})
+
+t.test('baggage: parse and format, properties dropped, bounded', async (t) => {
+  const b = parseBaggage('userId=alice, serverNode=DF%2028;prop=1,isProduction=false,bad key=x,=novalue')
+  t.same([...b], [['userId', 'alice'], ['serverNode', 'DF 28'], ['isProduction', 'false']])
+  t.equal(formatBaggage(b), 'userId=alice,serverNode=DF%2028,isProduction=false')
+  t.equal(parseBaggage('k=v,'.repeat(5000)).size, 0, 'over 8 KiB: ignored')
+})
+
+t.test('extract: configured propagators in order, first valid wins, invalid counted', async (t) => {
+  const carrier = new Map([
+    ['traceparent', `00-${T}-${S}-01`],
+    ['b3', `${'1'.repeat(32)}-${'2'.repeat(16)}-1`],
+    ['baggage', 'tenant=acme'],
+  ])
+  const e = extract(carrier, ['tracecontext', 'baggage', 'b3'])
+  t.same([e.context?.traceId, e.from, [...e.baggage], e.invalid], [T, 'tracecontext', [['tenant', 'acme']], null])
+  t.equal(extract(carrier, ['b3', 'tracecontext']).from, 'b3', 'order matters')
+  t.equal(extract(carrier, ['jaeger']).context, null, 'not configured: not read')
+  const bad = extract(new Map([['traceparent', 'nonsense'], ['b3', `${T}-${S}-1`]]), ['tracecontext', 'b3'])
+  t.same([bad.from, bad.invalid], ['b3', 'tracecontext:malformed'], 'falls through, keeps the reason')
+  t.same(extract(new Map(), ['tracecontext']), { context: null, from: null, baggage: new Map(), invalid: null })
+})
+
+t.test('inject: one variable per format; names HAProxy accepts', async (t) => {
+  const c = { traceId: T, spanId: S, sampled: true, traceState: 'rojo=1' }
+  const vars = inject(c, new Map([['tenant', 'a b']]), ['tracecontext', 'baggage', 'b3', 'b3multi', 'jaeger'])
+  t.same(vars, [
+    { name: 'traceparent', value: `00-${T}-${S}-01` },
+    { name: 'tracestate', value: 'rojo=1' },
+    { name: 'baggage', value: 'tenant=a%20b' },
+    { name: 'b3', value: `${T}-${S}-1` },
+    { name: 'x_b3_traceid', value: T },
+    { name: 'x_b3_spanid', value: S },
+    { name: 'x_b3_sampled', value: '1' },
+    { name: 'uber_trace_id', value: `${T}:${S}:0:1` },
+  ])
+  for (const v of vars) t.match(v.name, /^[a-zA-Z0-9._]+$/)
+  t.same(inject({ ...c, sampled: false, traceState: '' }, null, ['tracecontext', 'baggage']), [{ name: 'traceparent', value: `00-${T}-${S}-00` }])
+})
+
+t.test('OTEL_PROPAGATORS', async (t) => {
+  t.same(parsePropagators('tracecontext,baggage'), { propagators: ['tracecontext', 'baggage'], unknown: [] })
+  t.same(parsePropagators(' B3 , jaeger,xray'), { propagators: ['b3', 'jaeger'], unknown: ['xray'] })
+  t.same(parsePropagators('none'), { propagators: [], unknown: [] })
+})
