@@ -15,6 +15,7 @@ import { EXPORTERS, exportConfigFromEnv, parseKeyValueList, PROTOCOLS } from './
 import { type LogFormat, type LogOptions, parseLogFile, parseLogLevel } from './logger.js'
 import { parseMetricsAddress } from './metrics/address.js'
 import { type Capability, CAPABILITIES } from './spop/index.js'
+import { propagatorsFrom, ratioFrom, samplerFrom, tracingConfigFromEnv } from './tracing/config.js'
 import { ConfigError } from './util/config-error.js'
 import { DURATION_HELP, parseDuration } from './util/duration.js'
 import { VERSION } from './version.js'
@@ -54,6 +55,10 @@ export const OPTIONS: Record<string, OptionSpec> = {
   'max-spans-per-tree': { type: 'number', group: G_TRACE, describe: 'Spans per request at most [default: 256]' },
   'service-name': { type: 'string', group: G_TRACE, describe: 'service.name of the spans (OTEL_SERVICE_NAME) [default: haproxy]' },
   'resource-attributes': { type: 'string', group: G_TRACE, describe: 'More resource attributes, k=v,k2=v2 (OTEL_RESOURCE_ATTRIBUTES)' },
+  propagators: { type: 'string', group: G_TRACE, describe: 'Context formats read by extract= and written by inject=: tracecontext, baggage, b3, b3multi, jaeger, or none (OTEL_PROPAGATORS) [default: tracecontext,baggage]' },
+  sampler: { type: 'string', group: G_TRACE, describe: 'always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio (OTEL_TRACES_SAMPLER) [default: parentbased_always_on]' },
+  'sampler-arg': { type: 'string', group: G_TRACE, describe: 'Ratio of the traceidratio samplers, 0 to 1 (OTEL_TRACES_SAMPLER_ARG) [default: 1]' },
+  'sampler-rate-limit': { type: 'number', group: G_TRACE, describe: 'New sampled traces per second at most (0 = no limit) [default: 0]' },
   exporter: { type: 'string', group: G_EXPORT, describe: `Where spans go: ${EXPORTERS.join(', ')} (OTEL_TRACES_EXPORTER) [default: otlp]` },
   endpoint: { type: 'string', group: G_EXPORT, describe: 'OTLP/HTTP endpoint; /v1/traces is appended unless present (OTEL_EXPORTER_OTLP_ENDPOINT) [default: http://localhost:4318]' },
   protocol: { type: 'string', group: G_EXPORT, describe: `${PROTOCOLS.join(' or ')} (OTEL_EXPORTER_OTLP_PROTOCOL) [default: http/protobuf]` },
@@ -156,6 +161,7 @@ export async function parseCli(argv: string[], io: CliIo): Promise<CliResult> {
   let config = structuredClone(DEFAULT_CONFIG)
   applyValues(config, fileValues, (k) => `${file} key "${k}"`)
   config.export = exportConfigFromEnv(io.env, config.export)
+  config.tracing = tracingConfigFromEnv(io.env, config.tracing)
   applyValues(config, cli, (k) => `--${k}`)
   config = validateConfig(config)
 
@@ -294,6 +300,18 @@ function applyValues(c: Config, values: Values, label: (key: string) => string):
         break
       case 'resource-attributes':
         Object.assign(c.export.resource, keyValues(name, v))
+        break
+      case 'propagators':
+        c.tracing = { ...c.tracing, propagators: propagatorsFrom(name, String(v)) }
+        break
+      case 'sampler':
+        c.tracing = { ...c.tracing, sampler: { ...c.tracing.sampler, name: samplerFrom(name, String(v)) } }
+        break
+      case 'sampler-arg':
+        c.tracing = { ...c.tracing, sampler: { ...c.tracing.sampler, ratio: ratioFrom(name, v as string) } }
+        break
+      case 'sampler-rate-limit':
+        c.tracing = { ...c.tracing, sampler: { ...c.tracing.sampler, rateLimit: integer(name, v, 0) } }
         break
       case 'exporter':
         c.export.exporter = oneOf(name, v, EXPORTERS)

@@ -7,6 +7,7 @@ import { DEFAULT_TIMEOUTS } from './agent/index.js'
 import { type ExportConfig, DEFAULT_EXPORT_CONFIG, validateExportConfig } from './export/config.js'
 import type { Capability } from './spop/index.js'
 import { MIN_MAX_FRAME_SIZE } from './spop/index.js'
+import { DEFAULT_TRACING_CONFIG, type TracingConfig } from './tracing/config.js'
 import { DEFAULT_SPAN_LIMITS, type SpanLimits } from './tracing/trace.js'
 import { DEFAULT_TREE_LIMITS, type TreeLimits } from './tracing/trace-store.js'
 import { ConfigError } from './util/config-error.js'
@@ -22,6 +23,8 @@ export interface Config {
   timeouts: ConnectionTimeouts
   tree: TreeLimits
   spanLimits: SpanLimits
+  /** Context formats (extract=, inject=) and the sampler. */
+  tracing: TracingConfig
   export: ExportConfig
   /** Deadline for a graceful stop: in-flight frames, open trees, export flush. */
   shutdownTimeoutMs: number
@@ -48,6 +51,7 @@ export const DEFAULT_CONFIG: Config = {
   timeouts: DEFAULT_TIMEOUTS,
   tree: DEFAULT_TREE_LIMITS,
   spanLimits: DEFAULT_SPAN_LIMITS,
+  tracing: DEFAULT_TRACING_CONFIG,
   export: DEFAULT_EXPORT_CONFIG,
   shutdownTimeoutMs: 10_000,
   processingDelayMs: 0,

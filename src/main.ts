@@ -52,6 +52,8 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
     sink: queue,
     limits: config.tree,
     spanLimits: config.spanLimits,
+    sampler: config.tracing.sampler,
+    propagators: config.tracing.propagators,
     logger: logger.child({ component: 'tracing' }),
   })
   let handler: NotifyHandler = createTracingHandler(store, clock)

@@ -142,3 +142,19 @@ t.test('help and version', async (t) => {
   t.equal(v.action, 'version')
   t.match(v.text, /^spoa-tracer \d+\.\d+\.\d+/)
 })
+
+t.test('propagation and sampling options, and their OTEL_* variables', async (t) => {
+  const d = await parse([])
+  t.same(d.config.tracing, { propagators: ['tracecontext', 'baggage'], sampler: { name: 'parentbased_always_on', ratio: 1, rateLimit: 0 } })
+  const env = await parse([], { OTEL_PROPAGATORS: 'b3multi,jaeger', OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' })
+  t.same(env.config.tracing, { propagators: ['b3multi', 'jaeger'], sampler: { name: 'parentbased_traceidratio', ratio: 0.25, rateLimit: 0 } })
+  const flags = await parse(['--propagators', 'tracecontext,b3', '--sampler', 'traceidratio', '--sampler-arg', '0.1', '--sampler-rate-limit', '100'], {
+    OTEL_TRACES_SAMPLER: 'always_off',
+  })
+  t.same(flags.config.tracing, { propagators: ['tracecontext', 'b3'], sampler: { name: 'traceidratio', ratio: 0.1, rateLimit: 100 } })
+  t.same((await parse(['--propagators', 'none'])).config.tracing.propagators, [])
+  await t.rejects(parse(['--propagators', 'xray']), { message: /^--propagators: unknown propagator "xray"/ })
+  await t.rejects(parse(['--sampler', 'sometimes']), { message: /^--sampler: expected one of always_on/ })
+  await t.rejects(parse(['--sampler-arg', '2']), { message: /^--sampler-arg: expected a ratio from 0 to 1/ })
+  await t.rejects(parse([], { OTEL_TRACES_SAMPLER: 'nope' }), { message: /^OTEL_TRACES_SAMPLER: expected one of/ })
+})

@@ -5,6 +5,9 @@
 //   span=<name> [child-of=<name> | follows-from=<name>]   start (or select) a span
 //   tag=<key> <value>...   baggage=<key> <value>...   log=<name> <value>...
 //   finish=<name> | finish=*
+//   extract=<header> <value>...   a trace context header of the request (traceparent, b3, ...)
+//   inject=<name>                  answer with set-var actions carrying that span's context
+//   time=<epoch us>                HAProxy's date(0,us) of the event, instead of the receive time
 //
 // An argument with an empty name continues the previous one (that is how
 // `tag=str("http.version") str("HTTP/") req.ver` joins two samples). Names
@@ -12,7 +15,8 @@
 // it starts exists, as in the C agent, so all of a message's events share one
 // timestamp. Mistakes cost the argument, not the message: each is counted.
 
-import { DataType, type Message, type NamedValue, type TypedValue } from '../spop/index.js'
+import { type Action, DataType, type Message, type NamedValue, setVar, tv, type TypedValue, VarScope } from '../spop/index.js'
+import { type Carrier, type SpanContext, extract, inject } from './propagation.js'
 import type { OpenSpan, Trace } from './trace.js'
 import { bump } from '../util/counters.js'
 import type { TraceStore } from './trace-store.js'
@@ -48,12 +52,22 @@ export class GrammarInterpreter {
   private itemValues: TypedValue[] = []
   private finishes: string[] = []
   private dead = false
+  /** A remote parent extracted from this message, for a tree this message creates. */
+  private remote: SpanContext | null = null
+  /** inject= targets of this message: a span, or null when the name matched no open span. */
+  private injects: Array<OpenSpan | null> = []
+  /** Where inject= actions go; set by apply(). */
+  private out: Action[] = []
 
   constructor(store: TraceStore) {
     this.store = store
   }
 
-  apply(engineId: string | null, msg: Message, nowUs: number): void {
+  /**
+   * Applies one message. Actions answering its inject= arguments are
+   * appended to `out` (the ACK of the NOTIFY).
+   */
+  apply(engineId: string | null, msg: Message, nowUs: number, out: Action[] = []): void {
     const store = this.store
     store.stats.messages++
     const args = msg.args
@@ -76,18 +90,136 @@ export class GrammarInterpreter {
     this.pendingName = null
     this.item = Item.NONE
     this.finishes.length = 0
+    this.injects.length = 0
     this.dead = false
+    this.remote = null
+    this.pendingBaggage = null
+    this.out = out
 
+    const carrier = this.prescan(args)
+    if (carrier !== null) this.extractFrom(carrier)
     for (let i = 1; i < args.length && !this.dead; i++) this.argument(args[i]!)
     this.flushItem()
     this.resolvePending()
-    if (!this.dead) this.applyFinishes()
+    if (!this.dead) {
+      // A context extracted by a message that starts no span still belongs to the request.
+      if (this.remote !== null && this.tree === undefined) {
+        this.tree = store.create(uniqueId, engineId, this.nowUs, this.remote) ?? undefined
+      }
+      if (this.injects.length > 0) this.answerInjects()
+      this.applyFinishes()
+    }
 
     const tree = this.tree
-    if (tree !== undefined) tree.lastUs = nowUs
+    if (tree !== undefined) tree.lastUs = this.nowUs
     this.tree = undefined
     this.current = null
     this.itemValues = []
+    this.remote = null
+  }
+
+  /**
+   * Reads the arguments that apply to the whole message before any span is
+   * started: time= (so every span of the message gets HAProxy's time) and
+   * extract= (so a tree this message creates starts in the right trace).
+   */
+  private prescan(args: readonly NamedValue[]): Carrier | null {
+    let carrier: Carrier | null = null
+    let header: string | null = null
+    for (let i = 1; i < args.length; i++) {
+      const a = args[i]!
+      if (a.name === '') {
+        if (header !== null && a.type !== DataType.NULL) carrier!.set(header, (carrier!.get(header) ?? '') + valueToString(a))
+        continue
+      }
+      header = null
+      if (a.name === 'time') this.setTime(a)
+      else if (a.name === 'extract') {
+        carrier ??= new Map()
+        header = valueToString(a).toLowerCase()
+      }
+    }
+    return carrier
+  }
+
+  private setTime(a: NamedValue): void {
+    let t: number
+    if (typeof a.value === 'number') t = a.value
+    else if (typeof a.value === 'string' && /^\d+$/.test(a.value)) t = Number(a.value)
+    else {
+      this.argError('bad_time')
+      return
+    }
+    // Seconds, milliseconds or microseconds since the epoch, told apart by magnitude.
+    if (t < 1e11) t *= 1e6
+    else if (t < 1e14) t *= 1e3
+    // HAProxy and the agent share a host or a clock: more than an hour apart is a mistake.
+    if (Math.abs(t - this.nowUs) > 3_600_000_000) {
+      this.argError('time_out_of_range')
+      return
+    }
+    this.nowUs = Math.round(t)
+  }
+
+  private extractFrom(carrier: Carrier): void {
+    const store = this.store
+    const e = extract(carrier, store.propagators)
+    if (e.invalid !== null) bump(store.stats.contextsInvalid, e.invalid)
+    const tree = this.tree
+    if (e.context !== null) {
+      if (tree === undefined) this.remote = e.context
+      else if (tree.remote === null) {
+        if (tree.injected) bump(store.stats.contextsInvalid, 'too_late')
+        else {
+          tree.adopt(e.context)
+          if (store.sampler.parentBased) this.resample(tree, e.context.sampled)
+        }
+      }
+      if (tree === undefined || tree.remote === e.context) bump(store.stats.contextsExtracted, e.from!)
+    }
+    if (e.baggage.size > 0) {
+      if (tree === undefined) this.pendingBaggage = e.baggage
+      else this.addBaggage(tree, e.baggage)
+    }
+  }
+
+  private pendingBaggage: Map<string, string> | null = null
+
+  private addBaggage(tree: Trace, baggage: Map<string, string>): void {
+    tree.baggage = new Map([...(tree.baggage ?? []), ...baggage])
+    const root = tree.root
+    if (root !== null && tree.open.has(root.rec.name)) {
+      for (const [k, v] of baggage) root.setBaggage(k, v, this.store.spanLimits)
+    }
+  }
+
+  /** A parent-based sampler follows the remote flag, also when it arrives after the root. */
+  private resample(tree: Trace, sampled: boolean): void {
+    if (tree.sampled === sampled) return
+    tree.sampled = sampled
+    this.store.stats.treesSampledOut += sampled ? -1 : 1
+    for (const span of tree.open.values()) {
+      span.recording = sampled
+      span.rec.traceFlags = sampled ? 1 : 0
+    }
+  }
+
+  /** set-var actions with the context of each inject= target, in every configured format. */
+  private answerInjects(): void {
+    const tree = this.tree
+    const store = this.store
+    for (const span of this.injects) {
+      if (span === null || tree === undefined) {
+        this.argError('inject_not_found')
+        continue
+      }
+      const ctx: SpanContext = { traceId: tree.traceId, spanId: span.rec.spanId, sampled: tree.sampled, traceState: tree.traceState }
+      for (const v of inject(ctx, span.baggage, store.propagators)) {
+        this.out.push(setVar(VarScope.TXN, v.name, tv.string(v.value)))
+      }
+      tree.injected = true
+      store.stats.contextsInjected++
+    }
   }
 
   private argument(a: NamedValue): void {
@@ -147,6 +279,19 @@ export class GrammarInterpreter {
         this.finishes.push(valueToString(a))
         this.item = Item.FINISH
         return
+      case 'time':
+      case 'extract':
+        // Read by prescan() before the spans of the message.
+        this.resolvePending()
+        this.item = Item.SKIP
+        return
+      case 'inject': {
+        this.resolvePending()
+        const name = valueToString(a)
+        this.injects.push(name === '' ? this.current : (this.tree?.open.get(name) ?? null))
+        this.item = Item.SKIP
+        return
+      }
       case 'id':
         this.resolvePending()
         this.argError('repeated_id')
@@ -222,13 +367,17 @@ export class GrammarInterpreter {
       parent = tree.root
     }
     if (tree === undefined) {
-      tree = store.create(this.uniqueId, this.engineId, this.nowUs) ?? undefined
+      tree = store.create(this.uniqueId, this.engineId, this.nowUs, this.remote) ?? undefined
       if (tree === undefined) {
         bump(store.stats.messagesRejected, 'tree_cap')
         this.dead = true
         return
       }
       this.tree = tree
+      if (this.pendingBaggage !== null) {
+        tree.baggage = this.pendingBaggage
+        this.pendingBaggage = null
+      }
     }
     const span = store.startSpan(tree, name, parent, followsFrom, this.nowUs)
     if (span === null) return

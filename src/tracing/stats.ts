@@ -15,4 +15,12 @@ export class TracingStats {
   /** Spans dropped before export, by reason (span_cap, ...). */
   readonly spansDropped = new Map<string, number>()
   openSpans = 0
+  /** Trees the sampler left out (nothing of them is exported). */
+  treesSampledOut = 0
+  /** Remote contexts joined, by propagator (tracecontext, b3, ...). */
+  readonly contextsExtracted = new Map<string, number>()
+  /** Context headers that were present but unusable, by propagator:reason (never fatal: a new trace starts). */
+  readonly contextsInvalid = new Map<string, number>()
+  /** inject= arguments answered with set-var actions. */
+  contextsInjected = 0
 }

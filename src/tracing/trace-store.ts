@@ -15,6 +15,8 @@ import type { Logger } from 'pino'
 import { bump } from '../util/counters.js'
 import { LogLimiter } from '../util/log-limiter.js'
 import { IdGenerator } from './ids.js'
+import type { Propagator, SpanContext } from './propagation.js'
+import { DEFAULT_SAMPLER, Sampler, type SamplerConfig } from './sampler.js'
 import { TracingStats } from './stats.js'
 import { DEFAULT_SPAN_LIMITS, type OpenSpan, type SpanLimits, Trace } from './trace.js'
 import { type SpanSink, StatusCode } from './types.js'
@@ -40,6 +42,9 @@ export const DEFAULT_TREE_LIMITS: TreeLimits = {
 export interface TraceStoreOptions {
   sink: SpanSink
   limits?: Partial<TreeLimits>
+  sampler?: SamplerConfig
+  /** Formats of extract= and inject= (OTEL_PROPAGATORS). */
+  propagators?: readonly Propagator[]
   spanLimits?: Partial<SpanLimits>
   stats?: TracingStats
   ids?: IdGenerator
@@ -54,6 +59,8 @@ export class TraceStore {
   readonly spanLimits: SpanLimits
   readonly stats: TracingStats
   readonly ids: IdGenerator
+  readonly sampler: Sampler
+  readonly propagators: readonly Propagator[]
   /** engine-id (or '' when HAProxy sent none) -> unique-id -> tree */
   private readonly engines = new Map<string, Map<string, Trace>>()
   private count = 0
@@ -67,6 +74,8 @@ export class TraceStore {
     this.spanLimits = { ...DEFAULT_SPAN_LIMITS, ...opts.spanLimits }
     this.stats = opts.stats ?? new TracingStats()
     this.ids = opts.ids ?? new IdGenerator()
+    this.sampler = new Sampler(opts.sampler ?? DEFAULT_SAMPLER)
+    this.propagators = opts.propagators ?? ['tracecontext', 'baggage']
     this.logger = opts.logger
   }
 
@@ -79,8 +88,11 @@ export class TraceStore {
     return this.engines.get(engineId ?? '')?.get(uniqueId)
   }
 
-  /** A new tree, or null when the cap on open trees is reached. */
-  create(uniqueId: string, engineId: string | null, nowUs: number): Trace | null {
+  /**
+   * A new tree, or null when the cap on open trees is reached. With a remote
+   * parent the tree continues its trace; the sampler decides either way.
+   */
+  create(uniqueId: string, engineId: string | null, nowUs: number, remote: SpanContext | null = null): Trace | null {
     if (this.count >= this.limits.maxTrees) {
       this.warnOnce('tree_cap', { maxTrees: this.limits.maxTrees }, 'open-tree cap reached: new requests are not traced')
       return null
@@ -91,7 +103,11 @@ export class TraceStore {
       trees = new Map()
       this.engines.set(engine, trees)
     }
-    const tree = new Trace(uniqueId, engineId, this.ids.traceId(), nowUs)
+    const traceId = remote?.traceId ?? this.ids.traceId()
+    const sampled = this.sampler.shouldSample(traceId, remote, nowUs)
+    if (!sampled) this.stats.treesSampledOut++
+    const tree = new Trace(uniqueId, engineId, traceId, nowUs, sampled)
+    if (remote !== null) tree.adopt(remote)
     trees.set(uniqueId, tree)
     this.count++
     this.stats.treesStarted++
@@ -134,7 +150,7 @@ export class TraceStore {
       this.count--
       if (trees.size === 0) this.engines.delete(engine)
     }
-    if (tree.ended.length > 0) this.sink.push(tree.ended)
+    if (tree.sampled && tree.ended.length > 0) this.sink.push(tree.ended)
   }
 
   /**

@@ -4,6 +4,7 @@
 // and leave as they are (see types.ts).
 
 import type { IdGenerator } from './ids.js'
+import type { SpanContext } from './propagation.js'
 import { isTruthy } from './values.js'
 import { type AttrValue, type FinishedSpan, type SpanKindName, StatusCode } from './types.js'
 
@@ -31,15 +32,19 @@ export class OpenSpan {
   /** Set by a span.kind tag: later heuristics must not override it. */
   kindFixed = false
   lastUs: number
+  /** False in a sampled-out trace: the span exists for names and context, records nothing. */
+  recording: boolean
 
-  constructor(rec: FinishedSpan, baggage: Map<string, string> | null, nowUs: number) {
+  constructor(rec: FinishedSpan, baggage: Map<string, string> | null, nowUs: number, recording: boolean) {
     this.rec = rec
+    this.recording = recording
     this.baggage = baggage
     this.baggageShared = baggage !== null
     this.lastUs = nowUs
   }
 
   setAttribute(key: string, value: AttrValue, limits: SpanLimits): void {
+    if (!this.recording) return
     const attrs = this.rec.attributes
     if (typeof value === 'string' && limits.maxAttributeLength > 0 && value.length > limits.maxAttributeLength) {
       value = value.slice(0, limits.maxAttributeLength)
@@ -81,6 +86,7 @@ export class OpenSpan {
   }
 
   addEvent(name: string, message: string, nowUs: number, limits: SpanLimits): void {
+    if (!this.recording) return
     if (this.rec.events.length >= limits.maxEvents) {
       this.rec.droppedEvents++
       return
@@ -100,7 +106,15 @@ export function guessKind(name: string, isRoot: boolean): SpanKindName {
 export class Trace {
   readonly uniqueId: string
   readonly engineId: string | null
-  readonly traceId: string
+  /** Ours, or the remote one once a context is joined (see adopt()). */
+  traceId: string
+  /** The sampler's decision; a sampled-out tree exports nothing. */
+  sampled: boolean
+  /** The upstream span this request continues, when the request carried one. */
+  remote: SpanContext | null = null
+  traceState = ''
+  /** A context of this tree went out in an ACK: its trace id can no longer change. */
+  injected = false
   /** Open spans by name. A finished span leaves this map: references only find open spans. */
   readonly open = new Map<string, OpenSpan>()
   root: OpenSpan | null = null
@@ -108,12 +122,38 @@ export class Trace {
   readonly ended: FinishedSpan[] = []
   lastUs: number
   spanCount = 0
+  /** Baggage that came with the request, inherited by the root. */
+  baggage: Map<string, string> | null = null
 
-  constructor(uniqueId: string, engineId: string | null, traceId: string, nowUs: number) {
+  constructor(uniqueId: string, engineId: string | null, traceId: string, nowUs: number, sampled: boolean) {
     this.uniqueId = uniqueId
     this.engineId = engineId
     this.traceId = traceId
     this.lastUs = nowUs
+    this.sampled = sampled
+  }
+
+  /**
+   * Joins the trace of a remote parent: every span so far moves to its trace
+   * id and flags, and the root becomes the remote span's child.
+   */
+  adopt(remote: SpanContext): void {
+    this.remote = remote
+    this.traceId = remote.traceId
+    this.traceState = remote.traceState
+    const flags = remote.sampled ? 1 : 0
+    const move = (rec: FinishedSpan): void => {
+      rec.traceId = remote.traceId
+      rec.traceFlags = flags
+      rec.traceState = remote.traceState
+      for (const l of rec.links) l.traceId = remote.traceId
+    }
+    for (const span of this.open.values()) move(span.rec)
+    for (const rec of this.ended) move(rec)
+    if (this.root !== null) {
+      this.root.rec.parentSpanId = remote.spanId
+      this.root.rec.parentIsRemote = true
+    }
   }
 
   startSpan(
@@ -125,13 +165,14 @@ export class Trace {
     nowUs: number,
   ): OpenSpan {
     const isRoot = parent === null
+    const remote = isRoot ? this.remote : null
     const rec: FinishedSpan = {
       traceId: this.traceId,
       spanId: ids.spanId(),
-      parentSpanId: parent ? parent.rec.spanId : '',
-      parentIsRemote: false,
-      traceFlags: 1,
-      traceState: '',
+      parentSpanId: parent ? parent.rec.spanId : (remote?.spanId ?? ''),
+      parentIsRemote: remote !== null,
+      traceFlags: this.sampled ? 1 : 0,
+      traceState: this.traceState,
       name,
       kind: guessKind(name, isRoot),
       startUs: nowUs,
@@ -145,7 +186,7 @@ export class Trace {
       droppedEvents: 0,
       droppedLinks: 0,
     }
-    const span = new OpenSpan(rec, parent ? parent.baggage : null, nowUs)
+    const span = new OpenSpan(rec, parent ? parent.baggage : this.baggage, nowUs, this.sampled)
     if (followsFrom && parent) {
       // OTel has no follows-from: the OpenTracing shim rules make the referenced span the
       // parent and also record the reference as a link with its type.

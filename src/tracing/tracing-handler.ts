@@ -12,9 +12,13 @@ const NO_ACTIONS: Action[] = []
 
 export function createTracingHandler(store: TraceStore, clock: Clock): NotifyHandler {
   const interpreter = new GrammarInterpreter(store)
+  // Most NOTIFYs inject nothing: actions collect in a reused scratch list and
+  // only a NOTIFY that has some gets a list of its own.
+  const scratch: Action[] = []
   return (messages, ctx) => {
     const now = clock.nowUs()
-    for (let i = 0; i < messages.length; i++) interpreter.apply(ctx.engineId, messages[i]!, now)
-    return NO_ACTIONS
+    scratch.length = 0
+    for (let i = 0; i < messages.length; i++) interpreter.apply(ctx.engineId, messages[i]!, now, scratch)
+    return scratch.length === 0 ? NO_ACTIONS : scratch.splice(0)
   }
 }
