@@ -214,7 +214,9 @@ export class GrammarInterpreter {
         continue
       }
       const ctx: SpanContext = { traceId: tree.traceId, spanId: span.rec.spanId, sampled: tree.sampled, traceState: tree.traceState }
-      for (const v of inject(ctx, span.baggage, store.propagators)) {
+      // The request's incoming baggage belongs to the whole trace; the span's own items come on top.
+      const baggage = tree.baggage === null ? span.baggage : span.baggage === null ? tree.baggage : new Map([...tree.baggage, ...span.baggage])
+      for (const v of inject(ctx, baggage, store.propagators)) {
         this.out.push(setVar(VarScope.TXN, v.name, tv.string(v.value)))
       }
       tree.injected = true

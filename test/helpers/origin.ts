@@ -20,7 +20,9 @@ export async function startOrigin(opts: { delayMs?: number } = {}): Promise<Orig
       res.writeHead(status, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ ok: true, url: req.url }))
     }
-    if (opts.delayMs) setTimeout(reply, opts.delayMs)
+    // ?delay=NNN (ms) makes this one request slow, for timing tests.
+    const delay = Number(/[?&]delay=(\d+)/.exec(req.url ?? '')?.[1] ?? opts.delayMs ?? 0)
+    if (delay > 0) setTimeout(reply, delay)
     else reply()
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
