@@ -17,6 +17,7 @@
 
 import { type Action, DataType, type Message, type NamedValue, setVar, tv, type TypedValue, VarScope } from '../spop/index.js'
 import { type Carrier, type SpanContext, extract, inject } from './propagation.js'
+import { buildCompact, readCompact } from './compact.js'
 import type { OpenSpan, Trace } from './trace.js'
 import { bump } from '../util/counters.js'
 import type { TraceStore } from './trace-store.js'
@@ -81,6 +82,10 @@ export class GrammarInterpreter {
       this.reject('null_id', msg, 'empty or NULL unique-id (is unique-id-format set in HAProxy?): nothing traced')
       return
     }
+    if (args[1]?.name === 'compact') {
+      this.applyCompact(engineId, uniqueId, args)
+      return
+    }
     this.engineId = engineId
     this.uniqueId = uniqueId
     this.nowUs = nowUs
@@ -116,6 +121,18 @@ export class GrammarInterpreter {
     this.current = null
     this.itemValues = []
     this.remote = null
+  }
+
+  /** The compact profile: the whole tree from this one message, no state kept (compact.ts). */
+  private applyCompact(engineId: string | null, uniqueId: string, args: readonly NamedValue[]): void {
+    const store = this.store
+    const spans = buildCompact(readCompact(args), engineId, uniqueId, store.ids)
+    if (typeof spans === 'string') {
+      if (spans === 'sampled_out') store.stats.treesSampledOut++
+      else bump(store.stats.messagesRejected, `compact_${spans}`)
+      return
+    }
+    store.pushComplete(spans)
   }
 
   /**

@@ -19,7 +19,7 @@ import type { Propagator, SpanContext } from './propagation.js'
 import { DEFAULT_SAMPLER, Sampler, type SamplerConfig } from './sampler.js'
 import { TracingStats } from './stats.js'
 import { DEFAULT_SPAN_LIMITS, type OpenSpan, type SpanLimits, Trace } from './trace.js'
-import { type SpanSink, StatusCode } from './types.js'
+import { type FinishedSpan, type SpanSink, StatusCode } from './types.js'
 
 export interface TreeLimits {
   /** Open trees at most; beyond, new requests are not traced (counted). */
@@ -134,6 +134,15 @@ export class TraceStore {
     tree.endSpan(span, nowUs)
     this.stats.spansFinished++
     this.stats.openSpans--
+  }
+
+  /** A tree built whole elsewhere (the compact profile): counted and handed to the sink. */
+  pushComplete(spans: FinishedSpan[]): void {
+    this.stats.treesStarted++
+    this.stats.treesCompleted++
+    this.stats.spansStarted += spans.length
+    this.stats.spansFinished += spans.length
+    this.sink.push(spans)
   }
 
   /** Ends every open span at `nowUs` and hands the whole tree to the sink. */

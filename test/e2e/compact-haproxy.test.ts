@@ -1,0 +1,122 @@
+// End to end with the real HAProxy: the compact profile (haproxy-compact.cfg,
+// spoe-compact.cfg). HAProxy makes or continues the trace context itself and
+// sends one message per traced request; the agent keeps no state. The
+// exported spans and the headers the backend received agree on trace id and
+// parent id: with an incoming traceparent, without, malformed, sampled=0;
+// untraced paths; a 0% sampling rate; HAProxy's own timers.
+
+import t, { type Test } from 'tap'
+import { DEFAULT_CONFIG } from '../../src/config.js'
+import { startDaemon } from '../../src/main.js'
+import { freePort, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
+import { get } from '../helpers/http.js'
+import { silentLogger } from '../helpers/logger.js'
+import { startOrigin } from '../helpers/origin.js'
+import { OtlpSpanKind, type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.js'
+import { sleep } from '../helpers/wait.js'
+
+const bin = requireHaproxy(t)
+const T = '4bf92f3577b34da6a3ce929d0e0e4736'
+const P = '00f067aa0ba902b7'
+
+async function stack(t: Test, samplePercent = 100) {
+  const receiver = await startOtlpReceiver()
+  t.teardown(() => receiver.close())
+  const daemon = await startDaemon(
+    {
+      ...DEFAULT_CONFIG,
+      listen: { host: '127.0.0.1', port: 0 },
+      export: { ...DEFAULT_CONFIG.export, endpoint: receiver.tracesUrl, scheduledDelayMs: 50 },
+    },
+    silentLogger(),
+  )
+  t.teardown(() => daemon.close())
+  const origin = await startOrigin()
+  t.teardown(() => origin.close())
+  const fePort = await freePort()
+  const haproxy = await startHaproxy({
+    bin: bin!,
+    config: 'haproxy/haproxy-compact.cfg',
+    env: {
+      HAPROXY_BIND: `127.0.0.1:${fePort}`,
+      BACKEND_ADDR: `127.0.0.1:${origin.port}`,
+      AGENT_ADDR: `127.0.0.1:${(daemon.address as { port: number }).port}`,
+      SPOE_CONF: 'haproxy/spoe-compact.cfg',
+      SPOA_TIMEOUT_PROCESSING: '2s',
+      SPOA_SAMPLE_PERCENT: String(samplePercent),
+    },
+    waitPort: fePort,
+  })
+  t.teardown(() => haproxy.stop())
+  await sleep(600)
+  const request = async (path: string, headers: Record<string, string> = {}, expectSpans = true) => {
+    receiver.clear()
+    const res = await get(`http://127.0.0.1:${fePort}${path}`, headers)
+    t.equal(res.status, 200, `${path}: 200`)
+    const seen = origin.requests.find((r) => r.url === path)!
+    const spans = expectSpans ? await receiver.waitForSpans(1, 10_000) : (await sleep(400), receiver.spans)
+    await sleep(100) // the rest of the same batch
+    const byKind = (k: number) => receiver.spans.find((s) => s.kind === k)
+    return { all: receiver.spans, spans, server: byKind(OtlpSpanKind.SERVER), client: byKind(OtlpSpanKind.CLIENT), backend: seen.headers }
+  }
+  return { request, daemon }
+}
+
+const parentOf = (tp: unknown) => String(tp).split('-')
+
+t.test('compact profile at 100%: context made or continued by HAProxy, spans from one message', { skip: bin === null }, async (t) => {
+  const { request, daemon } = await stack(t)
+
+  const joined = await request('/joined?x=1', { traceparent: `00-${T}-${P}-01`, tracestate: 'rojo=1' })
+  const names = joined.all.map((s) => s.name).sort()
+  t.same(names, ['GET app', 'GET http-in', 'server response'], 'server span, client span, server response')
+  t.same(new Set(joined.all.map((s) => s.traceId)), new Set([T]))
+  t.same([joined.server!.parentSpanId, (joined.server!.flags & 0x300) === 0x300], [P, true], 'the server span continues the incoming one')
+  const [, tid, pid, flags] = parentOf(joined.backend.traceparent)
+  t.same([tid, pid, flags], [T, joined.client!.spanId, '01'], "the backend's parent is the exported client span")
+  t.equal(joined.client!.parentSpanId, joined.server!.spanId)
+  t.same(joined.server!.attributes, {
+    'haproxy.unique_id': joined.server!.attributes['haproxy.unique_id'],
+    'http.request.method': 'GET',
+    'url.path': '/joined',
+    'url.query': 'x=1',
+    'server.address': joined.server!.attributes['server.address'],
+    'http.response.status_code': 200,
+    'client.address': '127.0.0.1',
+    'haproxy.frontend': 'http-in',
+  })
+  t.equal(joined.client!.attributes['haproxy.server'], 'app1')
+  t.equal(joined.server!.traceState, 'rojo=1')
+
+  const fresh = await request('/fresh')
+  const [, tid2, pid2] = parentOf(fresh.backend.traceparent)
+  t.same([tid2, pid2], [fresh.server!.traceId, fresh.client!.spanId], 'a new trace, HAProxy-made')
+  t.equal(fresh.server!.parentSpanId, '')
+
+  const bad = await request('/malformed', { traceparent: '00-xyz-01' })
+  t.match(bad.backend.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, 'a malformed header is replaced')
+  t.equal(parentOf(bad.backend.traceparent)[1], bad.server!.traceId)
+
+  const unsampled = await request('/unsampled', { traceparent: `00-${T}-${P}-00` }, false)
+  t.equal(unsampled.all.length, 0, 'sampled=0: no message, no span')
+  t.match(unsampled.backend.traceparent, new RegExp(`^00-${T}-[0-9a-f]{16}-00$`), 'the decision is passed on')
+
+  const health = await request('/healthz', { traceparent: `00-${T}-${P}-01` }, false)
+  t.equal(health.all.length, 0, 'health checks are not traced')
+  t.equal(health.backend.traceparent, `00-${T}-${P}-01`, 'and pass untouched')
+
+  const slow = await request('/slow?delay=150')
+  const wait = slow.all.find((s) => s.name === 'server response')!
+  const ms = Number(wait.endTimeUnixNano - wait.startTimeUnixNano) / 1e6
+  t.ok(ms >= 150 && ms < 170, `HAProxy's own Tr for a 150 ms backend: ${ms} ms`)
+  t.equal(daemon.store.size, 0, 'the agent kept no state')
+})
+
+t.test('compact profile at 0%: only requests with a sampled parent are traced', { skip: bin === null }, async (t) => {
+  const { request } = await stack(t, 0)
+  const none = await request('/new', {}, false)
+  t.equal(none.all.length, 0)
+  t.match(none.backend.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'context still propagated, not sampled')
+  const parent = await request('/parent', { traceparent: `00-${T}-${P}-01` })
+  t.equal(parent.server!.traceId, T, 'a sampled parent is honoured')
+})

@@ -1,0 +1,96 @@
+// The compact profile: a whole span tree from one message, no state.
+
+import t from 'tap'
+import { type Message, type NamedValue, type TypedValue, tv } from '../../src/spop/index.js'
+import { GrammarInterpreter } from '../../src/tracing/grammar.js'
+import { TraceStore } from '../../src/tracing/trace-store.js'
+import { MemorySink } from '../helpers/memory-sink.js'
+
+const T = '4bf92f3577b34da6a3ce929d0e0e4736'
+const C = 'aaaaaaaaaaaaaaaa'
+const P = '00f067aa0ba902b7'
+const start = 1_700_000_000_000_000
+
+const a = (name: string, v: TypedValue | string): NamedValue => ({ name, ...(typeof v === 'string' ? tv.string(v) : v) })
+function compact(over: Record<string, TypedValue | string> = {}, extra: NamedValue[] = []): Message {
+  const fields: Record<string, TypedValue | string> = {
+    compact: `00-${T}-${C}-01`,
+    parent: P,
+    tracestate: 'rojo=1',
+    start: tv.int64(start),
+    end: tv.int64(start + 60_000),
+    timers: '0 2 3 50',
+    method: 'GET',
+    url: '/api/items?page=2',
+    host: 'shop.example',
+    status: tv.int64(200),
+    frontend: 'http-in',
+    backend: 'app',
+    server: 'app1',
+    client: tv.ipv4('10.1.2.3'),
+    ...over,
+  }
+  return { name: 'spoa-tracer:compact', args: [a('id', 'uid-1'), ...Object.entries(fields).map(([k, v]) => a(k, v)), ...extra] }
+}
+
+function run(...messages: Message[]) {
+  const sink = new MemorySink()
+  const store = new TraceStore({ sink })
+  const interp = new GrammarInterpreter(store)
+  for (const m of messages) interp.apply('e1', m, start + 100_000)
+  return { sink, store }
+}
+
+t.test('a full request: server span, queue, client span with connect and server response', async (t) => {
+  const { sink, store } = run(compact({}, [a('tag', 'tenant'), a('', 'acme')]))
+  t.equal(sink.trees.length, 1)
+  const byName = new Map(sink.spans.map((s) => [s.name, s]))
+  t.same([...byName.keys()], ['GET http-in', 'queue', 'GET app', 'connect', 'server response'])
+  const server = byName.get('GET http-in')!
+  const client = byName.get('GET app')!
+  t.same([server.kind, server.parentSpanId, server.parentIsRemote, server.traceId, server.traceState], ['server', P, true, T, 'rojo=1'])
+  t.same([server.startUs, server.endUs], [start, start + 60_000])
+  t.same(server.attributes, {
+    'haproxy.unique_id': 'uid-1',
+    'http.request.method': 'GET',
+    'url.path': '/api/items',
+    'url.query': 'page=2',
+    'server.address': 'shop.example',
+    'http.response.status_code': 200,
+    'client.address': '10.1.2.3',
+    'haproxy.frontend': 'http-in',
+    tenant: 'acme',
+  })
+  t.same([client.spanId, client.parentSpanId, client.kind, client.parentIsRemote], [C, server.spanId, 'client', false], "the client span carries the id the server saw as its parent")
+  t.same([client.startUs, client.endUs], [start + 2000, start + 60_000], 'after the queue')
+  const q = byName.get('queue')!
+  const c = byName.get('connect')!
+  const r = byName.get('server response')!
+  t.same([q.parentSpanId, q.startUs, q.endUs], [server.spanId, start, start + 2000])
+  t.same([c.parentSpanId, c.startUs, c.endUs], [C, start + 2000, start + 5000])
+  t.same([r.parentSpanId, r.startUs, r.endUs], [C, start + 5000, start + 55_000])
+  t.equal(store.size, 0, 'no state kept')
+})
+
+t.test('no server reached (Tc and Tr -1): no client span; 5xx is an error', async (t) => {
+  const { sink } = run(compact({ timers: '0 -1 -1 -1', status: tv.int64(503), parent: '' }))
+  t.same(sink.spans.map((s) => s.name), ['GET http-in'])
+  t.same([sink.spans[0]!.status.code, sink.spans[0]!.parentSpanId, sink.spans[0]!.parentIsRemote], [2, '', false])
+})
+
+t.test('client errors mark the client span only', async (t) => {
+  const { sink } = run(compact({ status: tv.int64(404), timers: '0 0 0 4' }))
+  t.same(sink.spans.map((s) => [s.name, s.status.code]), [['GET http-in', 0], ['GET app', 2], ['server response', 0]])
+})
+
+t.test('unusable messages create nothing and are counted', async (t) => {
+  const { sink, store } = run(
+    compact({ compact: `00-${T}-${C}-00` }),
+    compact({ compact: 'garbage' }),
+    compact({ start: 'x' }),
+    compact({ end: tv.int64(start - 1) }),
+  )
+  t.equal(sink.spans.length, 0)
+  t.equal(store.stats.treesSampledOut, 1)
+  t.same(Object.fromEntries(store.stats.messagesRejected), { compact_bad_context: 1, compact_bad_time: 2 })
+})
