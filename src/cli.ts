@@ -15,7 +15,7 @@ import { EXPORTERS, exportConfigFromEnv, parseKeyValueList, PROTOCOLS } from './
 import { type LogFormat, type LogOptions, parseLogFile, parseLogLevel } from './logger.js'
 import { parseMetricsAddress } from './metrics/address.js'
 import { type Capability, CAPABILITIES } from './spop/index.js'
-import { propagatorsFrom, ratioFrom, samplerFrom, tracingConfigFromEnv } from './tracing/config.js'
+import { propagatorsFrom, ratioFrom, samplerFrom, spanLimitsFromEnv, tracingConfigFromEnv } from './tracing/config.js'
 import { ConfigError } from './util/config-error.js'
 import { DURATION_HELP, parseDuration } from './util/duration.js'
 import { VERSION } from './version.js'
@@ -53,6 +53,9 @@ export const OPTIONS: Record<string, OptionSpec> = {
   'tree-ttl': { type: 'string', group: G_TRACE, describe: 'Reap a request whose spans saw no event for this long [default: 30s]' },
   'max-trees': { type: 'number', group: G_TRACE, describe: 'Open requests traced at once at most [default: 20000]' },
   'max-spans-per-tree': { type: 'number', group: G_TRACE, describe: 'Spans per request at most [default: 256]' },
+  'max-attributes': { type: 'number', group: G_TRACE, describe: 'Attributes per span at most (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT) [default: 128]' },
+  'max-attribute-length': { type: 'number', group: G_TRACE, describe: 'Characters per attribute value at most, longer ones truncated; 0 = no limit (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT) [default: 4096]' },
+  'max-events': { type: 'number', group: G_TRACE, describe: 'Events (log=) per span at most (OTEL_SPAN_EVENT_COUNT_LIMIT) [default: 128]' },
   'service-name': { type: 'string', group: G_TRACE, describe: 'service.name of the spans (OTEL_SERVICE_NAME) [default: haproxy]' },
   'resource-attributes': { type: 'string', group: G_TRACE, describe: 'More resource attributes, k=v,k2=v2 (OTEL_RESOURCE_ATTRIBUTES)' },
   propagators: { type: 'string', group: G_TRACE, describe: 'Context formats read by extract= and written by inject=: tracecontext, baggage, b3, b3multi, jaeger, or none (OTEL_PROPAGATORS) [default: tracecontext,baggage]' },
@@ -162,6 +165,7 @@ export async function parseCli(argv: string[], io: CliIo): Promise<CliResult> {
   applyValues(config, fileValues, (k) => `${file} key "${k}"`)
   config.export = exportConfigFromEnv(io.env, config.export)
   config.tracing = tracingConfigFromEnv(io.env, config.tracing)
+  config.spanLimits = spanLimitsFromEnv(io.env, config.spanLimits)
   applyValues(config, cli, (k) => `--${k}`)
   config = validateConfig(config)
 
@@ -294,6 +298,15 @@ function applyValues(c: Config, values: Values, label: (key: string) => string):
         break
       case 'max-spans-per-tree':
         c.tree = { ...c.tree, maxSpansPerTree: integer(name, v, 1) }
+        break
+      case 'max-attributes':
+        c.spanLimits = { ...c.spanLimits, maxAttributes: integer(name, v, 0) }
+        break
+      case 'max-attribute-length':
+        c.spanLimits = { ...c.spanLimits, maxAttributeLength: integer(name, v, 0) }
+        break
+      case 'max-events':
+        c.spanLimits = { ...c.spanLimits, maxEvents: integer(name, v, 0) }
         break
       case 'service-name':
         c.export.resource['service.name'] = String(v)

@@ -158,3 +158,12 @@ t.test('propagation and sampling options, and their OTEL_* variables', async (t)
   await t.rejects(parse(['--sampler-arg', '2']), { message: /^--sampler-arg: expected a ratio from 0 to 1/ })
   await t.rejects(parse([], { OTEL_TRACES_SAMPLER: 'nope' }), { message: /^OTEL_TRACES_SAMPLER: expected one of/ })
 })
+
+t.test('span limits: options and OTEL_SPAN_* / OTEL_ATTRIBUTE_* variables', async (t) => {
+  t.same((await parse([])).config.spanLimits, { maxAttributes: 128, maxEvents: 128, maxLinks: 128, maxAttributeLength: 4096 })
+  const env = await parse([], { OTEL_ATTRIBUTE_COUNT_LIMIT: '10', OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT: '64', OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: '999', OTEL_SPAN_EVENT_COUNT_LIMIT: '5', OTEL_SPAN_LINK_COUNT_LIMIT: '0' })
+  t.same(env.config.spanLimits, { maxAttributes: 10, maxEvents: 5, maxLinks: 0, maxAttributeLength: 64 }, 'span-specific variables win')
+  const flags = await parse(['--max-attributes', '3', '--max-attribute-length', '0', '--max-events', '1'], { OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: '50' })
+  t.same(flags.config.spanLimits, { maxAttributes: 3, maxEvents: 1, maxLinks: 128, maxAttributeLength: 0 })
+  await t.rejects(parse([], { OTEL_SPAN_EVENT_COUNT_LIMIT: '-1' }), { message: /^OTEL_SPAN_EVENT_COUNT_LIMIT: expected an integer >= 0/ })
+})

@@ -243,6 +243,30 @@ export function tracerRegistry(s: MetricsSource): Registry {
     () => entries(t.spansDropped, e.spansDropped),
     { seed: DROP_REASONS },
   )
+  counter(reg, `${P}traces_sampled_out_total`, 'Traces the sampler (or HAProxy, in the compact profile) left out.', () => t.treesSampledOut)
+  labelledCounter(reg, `${P}contexts_extracted_total`, 'Incoming trace contexts joined, by format.', 'format', () => entries(t.contextsExtracted))
+  labelledCounter(
+    reg,
+    `${P}contexts_invalid_total`,
+    'Incoming trace context headers that could not be used (a new trace started), by format:reason.',
+    'reason',
+    () => entries(t.contextsInvalid),
+  )
+  counter(reg, `${P}contexts_injected_total`, 'Span contexts returned to HAProxy (inject=).', () => t.contextsInjected)
+  labelledCounter(
+    reg,
+    `${P}span_limit_hits_total`,
+    'Span limits hit: attributes or events or links dropped, values truncated.',
+    'limit',
+    () =>
+      Object.entries({
+        attributes_dropped: t.limits.attributesDropped,
+        values_truncated: t.limits.valuesTruncated,
+        events_dropped: t.limits.eventsDropped,
+        links_dropped: t.limits.linksDropped,
+      }),
+    { seed: ['attributes_dropped', 'values_truncated', 'events_dropped', 'links_dropped'] },
+  )
 
   // Export
   counter(reg, `${P}spans_queued_total`, 'Spans queued for export.', () => e.spansQueued)

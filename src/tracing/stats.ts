@@ -1,3 +1,5 @@
+import type { LimitHits } from './trace.js'
+
 // Counters of the tracing layer. Label values are fixed reason strings.
 
 export class TracingStats {
@@ -23,4 +25,6 @@ export class TracingStats {
   readonly contextsInvalid = new Map<string, number>()
   /** inject= arguments answered with set-var actions. */
   contextsInjected = 0
+  /** Span limits hit (attribute count and value length, events, links). */
+  readonly limits: LimitHits = { attributesDropped: 0, valuesTruncated: 0, eventsDropped: 0, linksDropped: 0 }
 }

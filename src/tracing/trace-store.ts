@@ -127,7 +127,7 @@ export class TraceStore {
     }
     this.stats.spansStarted++
     this.stats.openSpans++
-    return tree.startSpan(name, parent, followsFrom, this.ids, this.spanLimits, nowUs)
+    return tree.startSpan(name, parent, followsFrom, this.ids, this.spanLimits, nowUs, this.stats.limits)
   }
 
   endSpan(tree: Trace, span: OpenSpan, nowUs: number): void {
@@ -167,6 +167,7 @@ export class TraceStore {
    * own last activity, with status ERROR. Returns the number reaped.
    */
   reap(nowUs: number): number {
+    this.reportLimits()
     const cutoff = nowUs - this.limits.idleTtlMs * 1000
     const idle: Trace[] = []
     for (const tree of this.allTrees()) if (tree.lastUs <= cutoff) idle.push(tree)
@@ -195,6 +196,23 @@ export class TraceStore {
       this.endSpan(tree, span, atUs ?? span.lastUs)
     }
     this.release(tree)
+  }
+
+  private lastLimits = { attributesDropped: 0, valuesTruncated: 0, eventsDropped: 0, linksDropped: 0 }
+
+  /** Span limits are hit on the hot path; they are reported here, once a second at most, rate-limited. */
+  private reportLimits(): void {
+    const now = this.stats.limits
+    const prev = this.lastLimits
+    const delta = {
+      attributesDropped: now.attributesDropped - prev.attributesDropped,
+      valuesTruncated: now.valuesTruncated - prev.valuesTruncated,
+      eventsDropped: now.eventsDropped - prev.eventsDropped,
+      linksDropped: now.linksDropped - prev.linksDropped,
+    }
+    if (delta.attributesDropped + delta.valuesTruncated + delta.eventsDropped + delta.linksDropped === 0) return
+    this.lastLimits = { ...now }
+    this.warnOnce('span_limits', { ...delta, limits: this.spanLimits }, 'span limits hit: attributes, events or links dropped, or values truncated')
   }
 
   /** Rate-limited log line for an operator-visible condition. */

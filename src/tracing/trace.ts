@@ -16,11 +16,24 @@ export interface SpanLimits {
   maxAttributeLength: number
 }
 
+/**
+ * The OpenTelemetry defaults (128 attributes, events, links), except the
+ * value length: OpenTelemetry leaves it unlimited, and a span must not be
+ * able to hold megabytes because a header was long.
+ */
 export const DEFAULT_SPAN_LIMITS: SpanLimits = {
   maxAttributes: 128,
   maxEvents: 128,
   maxLinks: 128,
-  maxAttributeLength: 0,
+  maxAttributeLength: 4096,
+}
+
+/** How often each span limit was hit, all spans together (for metrics and the log). */
+export interface LimitHits {
+  attributesDropped: number
+  valuesTruncated: number
+  eventsDropped: number
+  linksDropped: number
 }
 
 export class OpenSpan {
@@ -35,9 +48,12 @@ export class OpenSpan {
   /** False in a sampled-out trace: the span exists for names and context, records nothing. */
   recording: boolean
 
-  constructor(rec: FinishedSpan, baggage: Map<string, string> | null, nowUs: number, recording: boolean) {
+  private readonly hits: LimitHits
+
+  constructor(rec: FinishedSpan, baggage: Map<string, string> | null, nowUs: number, recording: boolean, hits: LimitHits) {
     this.rec = rec
     this.recording = recording
+    this.hits = hits
     this.baggage = baggage
     this.baggageShared = baggage !== null
     this.lastUs = nowUs
@@ -48,10 +64,12 @@ export class OpenSpan {
     const attrs = this.rec.attributes
     if (typeof value === 'string' && limits.maxAttributeLength > 0 && value.length > limits.maxAttributeLength) {
       value = value.slice(0, limits.maxAttributeLength)
+      this.hits.valuesTruncated++
     }
     if (!(key in attrs)) {
       if (this.attrCount >= limits.maxAttributes) {
         this.rec.droppedAttributes++
+        this.hits.attributesDropped++
         return
       }
       this.attrCount++
@@ -89,6 +107,7 @@ export class OpenSpan {
     if (!this.recording) return
     if (this.rec.events.length >= limits.maxEvents) {
       this.rec.droppedEvents++
+      this.hits.eventsDropped++
       return
     }
     this.rec.events.push({ name, timeUs: nowUs, attributes: { message } })
@@ -163,6 +182,7 @@ export class Trace {
     ids: IdGenerator,
     limits: SpanLimits,
     nowUs: number,
+    hits: LimitHits,
   ): OpenSpan {
     const isRoot = parent === null
     const remote = isRoot ? this.remote : null
@@ -186,8 +206,11 @@ export class Trace {
       droppedEvents: 0,
       droppedLinks: 0,
     }
-    const span = new OpenSpan(rec, parent ? parent.baggage : this.baggage, nowUs, this.sampled)
-    if (followsFrom && parent) {
+    const span = new OpenSpan(rec, parent ? parent.baggage : this.baggage, nowUs, this.sampled, hits)
+    if (followsFrom && parent && limits.maxLinks === 0) {
+      rec.droppedLinks++
+      hits.linksDropped++
+    } else if (followsFrom && parent) {
       // OTel has no follows-from: the OpenTracing shim rules make the referenced span the
       // parent and also record the reference as a link with its type.
       rec.links.push({

@@ -319,3 +319,19 @@ t.test('span attribute limits', async (t) => {
   t.equal(r.events.length, 1)
   t.equal(r.droppedEvents, 1)
 })
+
+t.test('span limit hits are counted for metrics and logged at most once per interval', async (t) => {
+  const sink = new MemorySink()
+  const { captureLogger } = await import('../helpers/logger.js')
+  const cap = captureLogger('warn')
+  const store = new TraceStore({ sink, logger: cap.logger, spanLimits: { maxAttributes: 2, maxAttributeLength: 3, maxEvents: 0, maxLinks: 0 } })
+  const interp = new GrammarInterpreter(store)
+  for (let i = 0; i < 3; i++) {
+    interp.apply(null, m(id(`r${i}`), a('span', 'r'), a('span', 'c'), a('follows-from', 'r'), a('tag', 'x'), a('', 'long'), a('tag', 'y'), a('', 'v'), a('tag', 'z'), a('', 'v'), a('log', 'e'), a('', 'm'), a('finish', '*')), 1)
+    store.reap(1)
+  }
+  t.same(store.stats.limits, { attributesDropped: 3, valuesTruncated: 3, eventsDropped: 3, linksDropped: 3 }, 'one of each per request')
+  t.same(sink.byName('c').attributes, { x: 'lon', y: 'v' })
+  t.equal(cap.lines.filter((l) => /span limits hit/.test(String(l.msg))).length, 1, 'one line for three intervals with hits (rate-limited)')
+  t.equal(sink.byName('c').droppedLinks, 1)
+})
