@@ -41,6 +41,8 @@ const G_METRICS = 'Metrics and health:'
 export const OPTIONS: Record<string, OptionSpec> = {
   address: { alias: 'a', type: 'string', group: G_SPOP, describe: 'Address to listen on, or unix:/path for a unix socket [default: 127.0.0.1 (the C agent used 0.0.0.0)]' },
   port: { alias: 'p', type: 'number', group: G_SPOP, describe: 'TCP port to listen on [default: 12345]' },
+  'unix-mode': { type: 'string', group: G_SPOP, describe: 'Permissions of the unix socket, octal (e.g. 660): whoever can connect can inject spans' },
+  'unix-owner': { type: 'string', group: G_SPOP, describe: 'Owner of the unix socket, user[:group] (names or numbers)' },
   'connection-backlog': { alias: 'b', type: 'number', group: G_SPOP, describe: 'Listen backlog [default: 511]' },
   capability: { alias: 'c', type: 'array', group: G_SPOP, describe: 'Capability offered to HAProxy, repeatable: pipelining, async, fragmentation [default: pipelining]' },
   'max-frame-size': { alias: 'm', type: 'number', group: G_SPOP, describe: "Largest frame accepted; HAProxy's own value is used when smaller [default: 16384]" },
@@ -261,6 +263,15 @@ function applyValues(c: Config, values: Values, label: (key: string) => string):
       case 'connection-backlog':
         c.backlog = integer(name, v, 1, 65535)
         break
+      case 'unix-mode': {
+        const m = /^0?[0-7]{3}$/.exec(String(v).trim())
+        if (!m) throw new ConfigError(name, `expected octal permissions like 660, got "${String(v)}"`)
+        c.socketMode = parseInt(String(v).trim(), 8)
+        break
+      }
+      case 'unix-owner':
+        c.socketOwner = ownerFrom(name, String(v))
+        break
       case 'capability': {
         const list = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(',')).map((x) => x.trim().toLowerCase()).filter(Boolean)
         for (const cap of list) {
@@ -375,6 +386,34 @@ function applyValues(c: Config, values: Values, label: (key: string) => string):
         if (!OPTIONS[key]?.process) throw new ConfigError(name, 'unknown option')
     }
   }
+}
+
+/** user[:group], by name (from /etc/passwd and /etc/group) or number. */
+function ownerFrom(option: string, spec: string): { uid: number; gid: number } {
+  const [user, group] = spec.trim().split(':') as [string, string | undefined]
+  const lookup = (file: string, name: string, gidField: boolean): { id: number; gid: number } | null => {
+    let text = ''
+    try {
+      text = readFileSync(file, 'utf8')
+    } catch {
+      return null
+    }
+    for (const line of text.split('\n')) {
+      const f = line.split(':')
+      if (f[0] === name && f[2] !== undefined) return { id: Number(f[2]), gid: Number(gidField ? f[3] : f[2]) }
+    }
+    return null
+  }
+  const u = /^\d+$/.test(user) ? { id: Number(user), gid: Number.NaN } : lookup('/etc/passwd', user, true)
+  if (u === null) throw new ConfigError(option, `unknown user "${user}"`)
+  let gid = u.gid
+  if (group !== undefined && group !== '') {
+    const g = /^\d+$/.test(group) ? { id: Number(group), gid: 0 } : lookup('/etc/group', group, false)
+    if (g === null) throw new ConfigError(option, `unknown group "${group}"`)
+    gid = g.id
+  }
+  if (!Number.isInteger(gid)) throw new ConfigError(option, `a numeric user needs a group: ${user}:GROUP`)
+  return { uid: u.id, gid }
 }
 
 /** -a and -p: a TCP address and port, or a unix socket (where -p has no meaning). */

@@ -36,6 +36,9 @@ export interface Config {
   runtimeMs: number
   /** Keep retrying a port in use for this long (HAProxy restarting its agent on reload). */
   listenRetryMs: number
+  /** Unix socket permissions and owner (--unix-mode, --unix-owner). */
+  socketMode: number | null
+  socketOwner: { uid: number; gid: number } | null
   /** --metrics-address: the /metrics, /healthz, /readyz endpoint (null = off, the default). */
   metricsAddress: ListenAddress | null
   /** /readyz answers 503 once exports have failed without a success for longer than this. */
@@ -58,6 +61,8 @@ export const DEFAULT_CONFIG: Config = {
   monitorIntervalMs: 5000,
   runtimeMs: 0,
   listenRetryMs: 10_000,
+  socketMode: null,
+  socketOwner: null,
   metricsAddress: null,
   readyExportFailureThresholdMs: 60_000,
 }

@@ -69,6 +69,8 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
     maxConnections: config.maxConnections,
     timeouts: config.timeouts,
     listenRetryMs: config.listenRetryMs,
+    ...(config.socketMode !== null ? { socketMode: config.socketMode } : {}),
+    ...(config.socketOwner !== null ? { socketOwner: config.socketOwner } : {}),
   })
   // Set when close() starts: /readyz answers 503 from then on.
   let shuttingDown = false

@@ -167,3 +167,13 @@ t.test('span limits: options and OTEL_SPAN_* / OTEL_ATTRIBUTE_* variables', asyn
   t.same(flags.config.spanLimits, { maxAttributes: 3, maxEvents: 1, maxLinks: 128, maxAttributeLength: 0 })
   await t.rejects(parse([], { OTEL_SPAN_EVENT_COUNT_LIMIT: '-1' }), { message: /^OTEL_SPAN_EVENT_COUNT_LIMIT: expected an integer >= 0/ })
 })
+
+t.test('unix socket permissions and owner', async (t) => {
+  const r = await parse(['-a', 'unix:/run/spoa.sock', '--unix-mode', '660', '--unix-owner', 'nobody:nogroup'])
+  t.same([r.config.listen, r.config.socketMode, r.config.socketOwner], [{ path: '/run/spoa.sock' }, 0o660, { uid: 65534, gid: 65534 }])
+  t.same((await parse(['--unix-owner', '1000:1001'])).config.socketOwner, { uid: 1000, gid: 1001 })
+  t.same((await parse(['--unix-owner', 'nobody'])).config.socketOwner, { uid: 65534, gid: 65534 }, "the user's primary group")
+  await t.rejects(parse(['--unix-mode', '999']), { message: /^--unix-mode: expected octal permissions/ })
+  await t.rejects(parse(['--unix-owner', 'no-such-user-x']), { message: /^--unix-owner: unknown user "no-such-user-x"/ })
+  await t.rejects(parse(['--unix-owner', '1000']), { message: /a numeric user needs a group/ })
+})

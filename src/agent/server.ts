@@ -3,7 +3,7 @@
 // stops gracefully (stop accepting, let in-flight frames finish, DISCONNECT,
 // wait a bounded time) or at once.
 
-import { existsSync, lstatSync, unlinkSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Logger } from 'pino'
 import type { Capability } from '../spop/index.js'
@@ -36,6 +36,9 @@ export interface AgentServerOptions {
    * the port for a moment while it stops.
    */
   listenRetryMs?: number
+  /** Unix socket only: permissions (e.g. 0o660) and owner set right after listen. */
+  socketMode?: number
+  socketOwner?: { uid: number; gid: number }
 }
 
 export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
@@ -88,6 +91,11 @@ export class AgentServer {
         if (attempt === 1) this.opts.logger.warn({ listen }, 'address in use; retrying')
         await new Promise((r) => setTimeout(r, 100))
       }
+    }
+    if ('path' in listen) {
+      // Whoever can connect can inject spans: the socket is the access control.
+      if (this.opts.socketOwner) chownSync(listen.path, this.opts.socketOwner.uid, this.opts.socketOwner.gid)
+      if (this.opts.socketMode !== undefined) chmodSync(listen.path, this.opts.socketMode)
     }
     this.sweep = setInterval(this.checkTimeouts, 1000).unref()
     const addr = this.server.address()

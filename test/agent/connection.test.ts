@@ -1,7 +1,7 @@
 // Socket tests of the SPOP connection with a fake HAProxy client.
 
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -459,6 +459,24 @@ t.test('unix socket listener; a live socket is not stolen, a stale one is replac
   t.equal((await h2.hello()).type, 'agent-hello', 'the stale file was replaced')
   h2.destroy()
   await third.close(500)
+})
+
+t.test('unix socket: mode and owner applied once listening', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'spoa-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const path = join(dir, 'agent.sock')
+  const server = new AgentServer({
+    handler: () => [],
+    logger: silentLogger(),
+    listen: { path },
+    socketMode: 0o600,
+    socketOwner: process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined,
+  })
+  await server.listen()
+  t.teardown(() => server.destroy())
+  const st = statSync(path)
+  t.equal(st.mode & 0o777, 0o600)
+  if (process.getuid?.() === 0) t.same([st.uid, st.gid], [65534, 65534])
 })
 
 t.test('max connections: extra connections are refused', async (t) => {
