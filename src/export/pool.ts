@@ -17,7 +17,10 @@ import type { ExportStats } from './stats.js'
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
 /** What the queue hands to a worker: span records, or an encoded OTLP/protobuf request. */
-export type Batch = { kind: 'records'; spans: FinishedSpan[] } | { kind: 'encoded'; body: Uint8Array; count: number }
+export type Batch =
+  | { kind: 'records'; spans: FinishedSpan[] }
+  /** `attempt`: how many times this body was sent already (0 for a new one). */
+  | { kind: 'encoded'; body: Uint8Array; count: number; attempt: number }
 
 export interface ExportPoolOptions {
   config: ExportConfig
@@ -32,8 +35,8 @@ interface Slot {
   index: number
   worker: Worker | null
   ready: boolean
-  /** batch id -> span count */
-  readonly inflight: Map<number, number>
+  /** batch id -> span count and send attempt */
+  readonly inflight: Map<number, { n: number; attempt: number }>
   inflightSpans: number
   backoffMs: number
   restartTimer: NodeJS.Timeout | null
@@ -47,6 +50,11 @@ export class ExportPool {
   private nextBatch = 1
   private stopping = false
   onCapacity: () => void
+  /**
+   * An encoded batch failed for a retryable reason and came back: the queue
+   * decides whether to send it again. Without a taker it counts as failed.
+   */
+  onRetry: ((batch: Batch & { kind: 'encoded' }) => void) | null = null
   /** Reported by the first worker ready: the SDK's default resource attributes. */
   resourceDefaults: Record<string, string> | undefined
 
@@ -103,7 +111,8 @@ export class ExportPool {
     const stats = this.opts.stats
     switch (m.type) {
       case 'result': {
-        const n = slot.inflight.get(m.id) ?? 0
+        const sent = slot.inflight.get(m.id)
+        const n = sent?.n ?? 0
         slot.inflight.delete(m.id)
         slot.inflightSpans -= n
         stats.inFlight -= n
@@ -115,9 +124,14 @@ export class ExportPool {
           stats.failingSince = 0
         } else {
           stats.batchesFailed++
-          bump(stats.spansDropped, 'export_failed', n)
           if (stats.failingSince === 0) stats.failingSince = Date.now()
-          this.log('export-failed', 'warn', { spans: n, error: m.error, endpoint: this.endpoint() }, 'export failed; spans dropped')
+          if (m.retry !== undefined && this.onRetry !== null) {
+            this.log('export-retry', 'warn', { spans: n, error: m.error, endpoint: this.endpoint() }, 'export failed; will retry')
+            this.onRetry({ kind: 'encoded', body: m.retry, count: n, attempt: (sent?.attempt ?? 0) + 1 })
+          } else {
+            bump(stats.spansDropped, 'export_failed', n)
+            this.log('export-failed', 'warn', { spans: n, error: m.error, endpoint: this.endpoint() }, 'export failed; spans dropped')
+          }
         }
         this.onCapacity()
         return
@@ -183,7 +197,7 @@ export class ExportPool {
     if (best === null) return false
     const id = this.nextBatch++
     const n = batch.kind === 'records' ? batch.spans.length : batch.count
-    best.inflight.set(id, n)
+    best.inflight.set(id, { n, attempt: batch.kind === 'encoded' ? batch.attempt : 0 })
     best.inflightSpans += n
     this.opts.stats.inFlight += n
     if (batch.kind === 'records') {

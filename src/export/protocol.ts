@@ -20,6 +20,10 @@ export type ToWorker =
 export type FromWorker =
   /** `resourceDefaults`: the SDK's telemetry.sdk.* resource attributes, for encoding on the main thread. */
   | { type: 'ready'; resourceDefaults: Record<string, string> }
-  | { type: 'result'; id: number; ok: boolean; error?: string; ms: number }
+  /**
+   * `retry`: the request body of a failed encoded batch, handed back (transferred)
+   * when the failure was retryable (network error, timeout, 429/502/503/504).
+   */
+  | { type: 'result'; id: number; ok: boolean; error?: string; ms: number; retry?: Uint8Array }
   | { type: 'log'; level: 'warn' | 'error'; msg: string }
   | { type: 'closed' }

@@ -24,12 +24,16 @@ import type { ExportStats } from './stats.js'
 
 /** Turns added trees into batches of at most maxBatchSize spans. */
 interface Batcher {
-  /** Spans added and not yet taken. */
+  /** Spans added and not yet taken (retries waiting included). */
   readonly size: number
   add(spans: FinishedSpan[]): void
-  /** Up to maxBatchSize spans as one batch; null if empty. */
-  take(max: number): Batch | null
+  /** Up to maxBatchSize spans as one batch; null if none is ready. `force`: retries need not be due. */
+  take(max: number, force?: boolean): Batch | null
 }
+
+/** Attempts of one batch at most, and the backoff between them (doubling from 1 s to 30 s). */
+const MAX_ATTEMPTS = 10
+const backoffMs = (attempt: number): number => Math.min(30_000, 1000 * 2 ** (attempt - 1))
 
 class RecordBatcher implements Batcher {
   private pending: FinishedSpan[] = []
@@ -55,6 +59,9 @@ class ProtobufBatcher implements Batcher {
   /** Sealed requests, in order. */
   private readonly sealed: Array<{ body: Uint8Array; count: number }> = []
   private sealedSpans = 0
+  /** Requests that failed for a retryable reason, oldest first, each with the time it may go again. */
+  private readonly retries: Array<{ body: Uint8Array; count: number; attempt: number; due: number }> = []
+  private retrySpans = 0
 
   constructor(
     config: ExportConfig,
@@ -66,7 +73,17 @@ class ProtobufBatcher implements Batcher {
   }
 
   get size(): number {
-    return this.sealedSpans + this.builder.spans
+    return this.sealedSpans + this.builder.spans + this.retrySpans
+  }
+
+  /** When the next retry is due (0: none waiting). */
+  get nextRetry(): number {
+    return this.retries[0]?.due ?? 0
+  }
+
+  retry(b: { body: Uint8Array; count: number; attempt: number }): void {
+    this.retries.push({ ...b, due: Date.now() + backoffMs(b.attempt) })
+    this.retrySpans += b.count
   }
 
   add(spans: FinishedSpan[]): void {
@@ -83,12 +100,18 @@ class ProtobufBatcher implements Batcher {
     this.sealedSpans += count
   }
 
-  take(): Batch | null {
+  take(_max: number, force = false): Batch | null {
+    const r = this.retries[0]
+    if (r !== undefined && (force || r.due <= Date.now())) {
+      this.retries.shift()
+      this.retrySpans -= r.count
+      return { kind: 'encoded', body: r.body, count: r.count, attempt: r.attempt }
+    }
     if (this.sealed.length === 0) this.seal()
     const b = this.sealed.shift()
     if (b === undefined) return null
     this.sealedSpans -= b.count
-    return { kind: 'encoded', body: b.body, count: b.count }
+    return { kind: 'encoded', body: b.body, count: b.count, attempt: 0 }
   }
 }
 
@@ -103,6 +126,8 @@ export class SpanQueue implements SpanSink {
   private overdue = false
   private readonly limiter = new LogLimiter()
 
+  private retryTimer: NodeJS.Timeout | null = null
+
   constructor(
     private readonly pool: ExportPool | null,
     private readonly config: ExportConfig,
@@ -110,7 +135,37 @@ export class SpanQueue implements SpanSink {
     private readonly logger: Logger,
     private readonly scope: { name: string; version: string } = { name: 'spoa-tracer', version: '' },
   ) {
-    if (pool) pool.onCapacity = () => this.onCapacity()
+    if (pool) {
+      pool.onCapacity = () => this.onCapacity()
+      pool.onRetry = (b) => this.retry(b)
+    }
+  }
+
+  /**
+   * A batch came back from a retryable failure (collector down, slow, 429/503):
+   * it waits its backoff and goes again, if it has attempts left and the queue
+   * bound allows it (it counts as held again). Otherwise it is dropped.
+   */
+  private retry(b: Batch & { kind: 'encoded' }): void {
+    const batcher = this.batcher
+    if (!(batcher instanceof ProtobufBatcher) || b.attempt >= MAX_ATTEMPTS || this.held + this.stats.inFlight + b.count > this.config.maxQueueSize) {
+      bump(this.stats.spansDropped, 'export_failed', b.count)
+      return
+    }
+    batcher.retry(b)
+    this.stats.queueDepth = this.held
+    this.armRetryTimer()
+  }
+
+  private armRetryTimer(): void {
+    const batcher = this.batcher
+    if (this.retryTimer !== null || !(batcher instanceof ProtobufBatcher) || batcher.nextRetry === 0) return
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null
+      this.send(true)
+      this.armRetryTimer()
+    }, Math.max(0, batcher.nextRetry - Date.now()))
+    this.retryTimer.unref()
   }
 
   /** Spans held here: incoming, batched, sealed (not yet in flight). */
@@ -180,14 +235,14 @@ export class SpanQueue implements SpanSink {
   }
 
   /** Sends full batches, and partial ones too when `all`; stops when no worker can take more. */
-  private send(all: boolean): void {
+  private send(all: boolean, force = false): void {
     const pool = this.pool
     const batcher = this.batcher
     if (pool === null || batcher === null) return
     const max = this.config.maxBatchSize
     while (batcher.size >= max || (all && batcher.size > 0)) {
       if (!pool.canTake()) break
-      const batch = batcher.take(max)
+      const batch = batcher.take(max, force)
       if (batch === null) break
       pool.dispatch(batch)
     }
@@ -210,9 +265,11 @@ export class SpanQueue implements SpanSink {
     const end = Date.now() + deadlineMs
     while ((this.held > 0 || this.stats.inFlight > 0) && Date.now() < end) {
       if (this.incomingSpans > 0) this.process()
-      else if (this.held > 0) this.send(true)
+      else if (this.held > 0) this.send(true, true) // retries go now: there is no later
       await new Promise((r) => setTimeout(r, 10))
     }
+    if (this.retryTimer) clearTimeout(this.retryTimer)
+    this.retryTimer = null
     if (this.immediate) clearImmediate(this.immediate)
     this.immediate = null
     const left = this.held

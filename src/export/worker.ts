@@ -6,8 +6,8 @@ import { parentPort, workerData } from 'node:worker_threads'
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js'
 import { createEncodedExporter, createRecordExporter, ExportResultCode, resourceDefaults, routeDiagnostics } from './otel.js'
 
+if (parentPort === null) throw new Error('export worker started outside a worker thread')
 const port = parentPort
-if (port === null) throw new Error('export worker started outside a worker thread')
 const post = (m: FromWorker): void => port.postMessage(m)
 
 const init = workerData as WorkerInit
@@ -38,9 +38,11 @@ port.on('message', (m: ToWorker) => {
         done(m.id, started, false, 'encoded batch for an exporter that takes records')
         return
       }
-      encodedExporter.export(m, (r) =>
-        done(m.id, started, r.code === ExportResultCode.SUCCESS, r.error ? r.error.message : undefined),
-      )
+      encodedExporter.export(m, (r) => {
+        const ok = r.code === ExportResultCode.SUCCESS
+        const retry = !ok && retryable(r.error) ? m.body : undefined
+        done(m.id, started, ok, r.error ? r.error.message : undefined, retry)
+      })
       return
     }
     case 'shutdown':
@@ -51,10 +53,26 @@ port.on('message', (m: ToWorker) => {
   }
 })
 
-function done(id: number, started: number, ok: boolean, error?: string): void {
+function done(id: number, started: number, ok: boolean, error?: string, retry?: Uint8Array): void {
   pending--
-  post(error === undefined ? { type: 'result', id, ok, ms: performance.now() - started } : { type: 'result', id, ok, error, ms: performance.now() - started })
+  const m: FromWorker = { type: 'result', id, ok, ms: performance.now() - started }
+  if (error !== undefined) m.error = error
+  if (retry !== undefined) {
+    m.retry = retry
+    port.postMessage(m, [retry.buffer as ArrayBuffer])
+  } else post(m)
   if (pending === 0 && onIdle) onIdle()
+}
+
+/**
+ * Worth sending again later: anything but an HTTP status the OTLP spec says
+ * not to retry (4xx other than 429, 500, 501). Network errors and timeouts,
+ * and the 429/502/503/504 the transport already retried, are.
+ */
+function retryable(err: Error | undefined): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code
+  if (typeof code !== 'number') return true
+  return code === 429 || code === 502 || code === 503 || code === 504
 }
 
 async function shutdown(): Promise<void> {

@@ -49,29 +49,40 @@ t.test('queue full: whole trees dropped and counted, memory bounded', async (t) 
   t.equal(receiver.spans.length, stats.spansExported)
 })
 
-t.test('collector failing (503) then back: failures counted, export resumes by itself', async (t) => {
+t.test('collector failing (503) then back: the batch waits and is sent again, nothing lost', async (t) => {
   const receiver = await startOtlpReceiver({ response: { status: 503 } })
   t.teardown(() => receiver.close())
-  const { stats, queue } = await pipeline(t, { endpoint: receiver.tracesUrl, timeoutMs: 300, maxBatchSize: 4 })
+  const { stats, queue, logs } = await pipeline(t, { endpoint: receiver.tracesUrl, timeoutMs: 300, maxBatchSize: 4 })
   queue.push(tree(traceId(1)))
   t.ok(await eventually(() => stats.batchesFailed > 0, 5000), 'the export failed')
-  t.equal(stats.spansDropped.get('export_failed'), 4)
   t.ok(stats.failingSince > 0, 'failing since is set')
-  t.equal(receiver.spans.length, 0)
+  t.equal(stats.spansDropped.get('export_failed') ?? 0, 0, 'a retryable failure drops nothing')
+  t.ok(await eventually(() => stats.queueDepth === 4 && stats.inFlight === 0, 3000), 'the batch is held for a retry')
+  t.ok(logs.some((l) => l.msg === 'export failed; will retry'))
   receiver.setResponse()
   queue.push(tree(traceId(2)))
-  t.ok(await eventually(() => stats.spansExported === 4, 5000), 'the next export succeeds')
+  t.ok(await eventually(() => stats.spansExported === 8, 10_000), 'the retried batch and the new one are delivered')
   t.equal(stats.failingSince, 0)
-  t.same(new Set(receiver.spans.map((s) => s.traceId)), new Set([traceId(2)]))
+  t.same(new Set(receiver.spans.map((s) => s.traceId)), new Set([traceId(1), traceId(2)]))
 })
 
-t.test('collector unreachable: failures counted, no crash', async (t) => {
+t.test('collector unreachable: failures counted, the batch kept for a retry, no crash', async (t) => {
   const port = await freePort()
   const { stats, queue, logs } = await pipeline(t, { endpoint: `http://127.0.0.1:${port}/v1/traces`, timeoutMs: 300, maxBatchSize: 4 })
   queue.push(tree(traceId(3)))
-  t.ok(await eventually(() => stats.batchesFailed === 1, 5000))
-  t.equal(stats.spansDropped.get('export_failed'), 4)
-  t.ok(logs.some((l) => l.msg === 'export failed; spans dropped'), 'logged with the endpoint')
+  t.ok(await eventually(() => stats.batchesFailed >= 1, 5000))
+  t.ok(logs.some((l) => l.msg === 'export failed; will retry'), 'logged with the endpoint')
+  t.equal(stats.spansDropped.get('export_failed') ?? 0, 0)
+})
+
+t.test('collector refusing the data (400): not retried, dropped and counted', async (t) => {
+  const receiver = await startOtlpReceiver({ response: { status: 400 } })
+  t.teardown(() => receiver.close())
+  const { stats, queue, logs } = await pipeline(t, { endpoint: receiver.tracesUrl, timeoutMs: 300, maxBatchSize: 4 })
+  queue.push(tree(traceId(4)))
+  t.ok(await eventually(() => stats.spansDropped.get('export_failed') === 4, 5000))
+  t.equal(receiver.rejectedRequests, 1, 'sent once')
+  t.ok(logs.some((l) => l.msg === 'export failed; spans dropped'))
 })
 
 t.test('a crashing worker is restarted; only its in-flight spans are lost', async (t) => {
