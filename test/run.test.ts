@@ -12,6 +12,7 @@ import { FakeHaproxy } from './helpers/fake-haproxy.js'
 import { freePort, waitForPort } from './helpers/haproxy.js'
 import { startOtlpReceiver } from './helpers/otlp-receiver.js'
 import { eventually } from './helpers/wait.js'
+import { alive } from './helpers/process.js'
 
 const BIN = join(process.cwd(), 'bin', 'spoa-tracer')
 
@@ -50,14 +51,6 @@ const tmp = (t: Test): string => {
   return d
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 t.test('--help, -V, and a bad option', async (t) => {
   const help = run(t, ['--help'])

@@ -3,14 +3,15 @@
 // stops gracefully (stop accepting, let in-flight frames finish, DISCONNECT,
 // wait a bounded time) or at once.
 
-import { chmodSync, chownSync, existsSync, lstatSync, unlinkSync } from 'node:fs'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import { chmodSync, chownSync } from 'node:fs'
+import { createServer, type Server, type Socket } from 'node:net'
 import type { Logger } from 'pino'
 import type { Capability } from '../spop/index.js'
 import { LogLimiter } from '../util/log-limiter.js'
 import { Connection, type ConnectionTimeouts } from './connection.js'
 import type { NotifyHandler } from './handler.js'
 import { AgentStats } from './stats.js'
+import { removeStaleSocket } from '../util/unix-socket.js'
 
 export type ListenAddress = { host: string; port: number } | { path: string }
 
@@ -177,24 +178,4 @@ export class AgentServer {
     if (this.sweep) clearInterval(this.sweep)
     for (const c of this.conns) c.destroy()
   }
-}
-
-/**
- * A unix socket file left by a previous run that crashed blocks listen() with
- * EADDRINUSE. Remove it only if nothing answers on it: two agents must not
- * steal each other's socket.
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return
-  if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket`)
-  const alive = await new Promise<boolean>((resolve) => {
-    const s = connect({ path })
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
-  if (alive) throw Object.assign(new Error(`another process is listening on ${path}`), { code: 'EADDRINUSE' })
-  unlinkSync(path)
 }

@@ -8,9 +8,8 @@
 // server nor its sockets keep the process alive: the agent's life is decided
 // by the SPOP listener and the signals, never by a scraper's keep-alive.
 
-import { existsSync, lstatSync, unlinkSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
 import type { ListenAddress } from '../agent/index.js'
 import type { Registry } from 'prom-client'
@@ -18,6 +17,7 @@ import { formatAddress } from './address.js'
 import { readiness } from './readiness.js'
 import { CONTENT_TYPE, renderMetrics, tracerRegistry } from './registry.js'
 import type { MetricsSource } from './source.js'
+import { removeStaleSocket } from '../util/unix-socket.js'
 
 const TEXT = 'text/plain; charset=utf-8'
 const MAX_CONNECTIONS = 32
@@ -140,23 +140,4 @@ function reply(res: ServerResponse, status: number, body: string, headers: Recor
     ...headers,
   })
   res.end(body) // on HEAD, Node sends the headers only
-}
-
-/**
- * A socket file left by a run that crashed blocks listen(); remove it only
- * if nothing answers on it (as the SPOP listener does).
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return
-  if (!lstatSync(path).isSocket()) throw Object.assign(new Error(`${path} exists and is not a socket`), { code: 'EEXIST' })
-  const alive = await new Promise<boolean>((resolve) => {
-    const s = connect({ path })
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
-  if (alive) throw Object.assign(new Error(`another process is listening on ${path}`), { code: 'EADDRINUSE' })
-  unlinkSync(path)
 }

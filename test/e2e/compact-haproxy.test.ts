@@ -6,13 +6,10 @@
 // untraced paths; a 0% sampling rate; HAProxy's own timers.
 
 import t, { type Test } from 'tap'
-import { DEFAULT_CONFIG } from '../../src/config.js'
-import { startDaemon } from '../../src/main.js'
-import { freePort, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
-import { silentLogger } from '../helpers/logger.js'
-import { startOrigin } from '../helpers/origin.js'
-import { OtlpSpanKind, type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.js'
+import { OtlpSpanKind } from '../helpers/otlp-receiver.js'
+import { startStack } from '../helpers/stack.js'
 import { sleep } from '../helpers/wait.js'
 
 const bin = requireHaproxy(t)
@@ -20,35 +17,12 @@ const T = '4bf92f3577b34da6a3ce929d0e0e4736'
 const P = '00f067aa0ba902b7'
 
 async function stack(t: Test, samplePercent = 100) {
-  const receiver = await startOtlpReceiver()
-  t.teardown(() => receiver.close())
-  const daemon = await startDaemon(
-    {
-      ...DEFAULT_CONFIG,
-      listen: { host: '127.0.0.1', port: 0 },
-      export: { ...DEFAULT_CONFIG.export, endpoint: receiver.tracesUrl, scheduledDelayMs: 50 },
-    },
-    silentLogger(),
-  )
-  t.teardown(() => daemon.close())
-  const origin = await startOrigin()
-  t.teardown(() => origin.close())
-  const fePort = await freePort()
-  const haproxy = await startHaproxy({
+  const { receiver, daemon, origin, fePort } = await startStack(t, {
     bin: bin!,
     config: 'haproxy/haproxy-compact.cfg',
-    env: {
-      HAPROXY_BIND: `127.0.0.1:${fePort}`,
-      BACKEND_ADDR: `127.0.0.1:${origin.port}`,
-      AGENT_ADDR: `127.0.0.1:${(daemon.address as { port: number }).port}`,
-      SPOE_CONF: 'haproxy/spoe-compact.cfg',
-      SPOA_TIMEOUT_PROCESSING: '2s',
-      SPOA_SAMPLE_PERCENT: String(samplePercent),
-    },
-    waitPort: fePort,
+    spoe: 'haproxy/spoe-compact.cfg',
+    env: { SPOA_SAMPLE_PERCENT: String(samplePercent) },
   })
-  t.teardown(() => haproxy.stop())
-  await sleep(600)
   const request = async (path: string, headers: Record<string, string> = {}, expectSpans = true) => {
     receiver.clear()
     const res = await get(`http://127.0.0.1:${fePort}${path}`, headers)
@@ -68,8 +42,10 @@ t.test('compact profile at 100%: context made or continued by HAProxy, spans fro
   const { request, daemon } = await stack(t)
 
   const joined = await request('/joined?x=1', { traceparent: `00-${T}-${P}-01`, tracestate: 'rojo=1' })
-  const names = joined.all.map((s) => s.name).sort()
-  t.same(names, ['GET app', 'GET http-in', 'server response'], 'server span, client span, server response')
+  const names = new Set(joined.all.map((s) => s.name))
+  for (const n of ['GET http-in', 'GET app', 'server response']) t.ok(names.has(n), `span ${n}`)
+  // queue and connect appear only when HAProxy's Tw / Tc were at least 1 ms.
+  t.same([...names].filter((n) => !['GET http-in', 'GET app', 'server response', 'queue', 'connect'].includes(n)), [], 'no other span')
   t.same(new Set(joined.all.map((s) => s.traceId)), new Set([T]))
   t.same([joined.server!.parentSpanId, (joined.server!.flags & 0x300) === 0x300], [P, true], 'the server span continues the incoming one')
   const [, tid, pid, flags] = parentOf(joined.backend.traceparent)

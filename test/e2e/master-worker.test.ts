@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path'
 import t, { type Test } from 'tap'
 import { freePort, requireHaproxy, startHaproxy, waitForPort } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
+import { alive } from '../helpers/process.js'
 import { startOrigin } from '../helpers/origin.js'
 import { type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.js'
 import { eventually, sleep } from '../helpers/wait.js'
@@ -55,14 +56,6 @@ async function setup(t: Test) {
   return { dir, receiver, origin, fePort, agentLog, haproxy, agentPid, startedLines }
 }
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 function checkTraces(t: Test, spans: ReceivedSpan[], urls: string[]): void {
   const byTrace = new Map<string, ReceivedSpan[]>()

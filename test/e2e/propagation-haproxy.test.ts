@@ -6,14 +6,11 @@
 // that takes a known time.
 
 import t, { type Test } from 'tap'
-import { DEFAULT_CONFIG } from '../../src/config.js'
-import { startDaemon } from '../../src/main.js'
 import type { Propagator } from '../../src/tracing/propagation.js'
-import { freePort, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
-import { silentLogger } from '../helpers/logger.js'
-import { startOrigin } from '../helpers/origin.js'
-import { type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.js'
+import type { ReceivedSpan } from '../helpers/otlp-receiver.js'
+import { startStack } from '../helpers/stack.js'
 import { sleep } from '../helpers/wait.js'
 
 const bin = requireHaproxy(t)
@@ -21,35 +18,12 @@ const T = '4bf92f3577b34da6a3ce929d0e0e4736'
 const P = '00f067aa0ba902b7'
 
 async function stack(t: Test, propagators: Propagator[]) {
-  const receiver = await startOtlpReceiver()
-  t.teardown(() => receiver.close())
-  const daemon = await startDaemon(
-    {
-      ...DEFAULT_CONFIG,
-      listen: { host: '127.0.0.1', port: 0 },
-      tracing: { ...DEFAULT_CONFIG.tracing, propagators },
-      export: { ...DEFAULT_CONFIG.export, endpoint: receiver.tracesUrl, scheduledDelayMs: 50 },
-    },
-    silentLogger(),
-  )
-  t.teardown(() => daemon.close())
-  const origin = await startOrigin()
-  t.teardown(() => origin.close())
-  const fePort = await freePort()
-  const haproxy = await startHaproxy({
+  const { receiver, daemon, origin, fePort } = await startStack(t, {
     bin: bin!,
     config: 'haproxy/haproxy.cfg',
-    env: {
-      HAPROXY_BIND: `127.0.0.1:${fePort}`,
-      BACKEND_ADDR: `127.0.0.1:${origin.port}`,
-      AGENT_ADDR: `127.0.0.1:${(daemon.address as { port: number }).port}`,
-      SPOE_CONF: 'haproxy/spoe-propagation.cfg',
-      SPOA_TIMEOUT_PROCESSING: '2s',
-    },
-    waitPort: fePort,
+    spoe: 'haproxy/spoe-propagation.cfg',
+    daemon: (c) => ({ ...c, tracing: { ...c.tracing, propagators } }),
   })
-  t.teardown(() => haproxy.stop())
-  await sleep(600) // the first health check
   /** One request; its exported spans (by name) and the headers the backend received. */
   const request = async (path: string, headers: Record<string, string> = {}, spans = 9) => {
     receiver.clear()

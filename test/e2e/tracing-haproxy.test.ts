@@ -5,54 +5,22 @@
 // the tags and the baggage; none twice, none missing. Protobuf and JSON.
 
 import t from 'tap'
-import { DEFAULT_CONFIG } from '../../src/config.js'
-import { startDaemon } from '../../src/main.js'
 import { NINE_SPAN_TREE } from '../../bench/flows/nine-span.js'
-import { freePort, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
-import { silentLogger } from '../helpers/logger.js'
-import { startOrigin } from '../helpers/origin.js'
-import { OtlpSpanKind, OtlpStatusCode, type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
+import { OtlpSpanKind, OtlpStatusCode, type ReceivedSpan } from '../helpers/otlp-receiver.js'
+import { startStack } from '../helpers/stack.js'
 
 const bin = requireHaproxy(t)
 const KIND: Record<string, number> = { server: OtlpSpanKind.SERVER, client: OtlpSpanKind.CLIENT, internal: OtlpSpanKind.INTERNAL }
 
 for (const protocol of ['http/protobuf', 'http/json'] as const) {
   t.test(`9-span flow through real HAProxy, exported as ${protocol}`, { skip: bin === null }, async (t) => {
-    const receiver = await startOtlpReceiver()
-    t.teardown(() => receiver.close())
-    const daemon = await startDaemon(
-      {
-        ...DEFAULT_CONFIG,
-        listen: { host: '127.0.0.1', port: 0 },
-        export: {
-          ...DEFAULT_CONFIG.export,
-          exporter: 'otlp',
-          protocol,
-          endpoint: receiver.tracesUrl,
-          scheduledDelayMs: 50,
-          numWorkers: 2,
-        },
-      },
-      silentLogger(),
-    )
-    t.teardown(() => daemon.close())
-    const agentPort = (daemon.address as { port: number }).port
-    const origin = await startOrigin()
-    t.teardown(() => origin.close())
-    const fePort = await freePort()
-    const haproxy = await startHaproxy({
+    const { receiver, daemon, fePort } = await startStack(t, {
       bin: bin!,
       config: 'haproxy/haproxy.cfg',
-      env: {
-        HAPROXY_BIND: `127.0.0.1:${fePort}`,
-        BACKEND_ADDR: `127.0.0.1:${origin.port}`,
-        AGENT_ADDR: `127.0.0.1:${agentPort}`,
-        SPOE_CONF: 'haproxy/spoe.cfg',
-        SPOA_TIMEOUT_PROCESSING: '2s',
-      },
-      waitPort: fePort,
+      spoe: 'haproxy/spoe.cfg',
+      daemon: (c) => ({ ...c, export: { ...c.export, protocol, numWorkers: 2 } }),
     })
-    t.teardown(() => haproxy.stop())
 
     const paths: string[] = []
     const get = async (path: string) => {
