@@ -37,43 +37,19 @@ export async function main(argv: string[]): Promise<void> {
   const logger = log.logger
   for (const w of cli.warnings) logger.warn(w)
 
-  let daemon: Daemon
-  try {
-    daemon = await startDaemon(cli.config, logger)
-  } catch (err) {
-    logger.fatal({ err }, 'cannot start')
-    await log.flush()
-    tellParent({ type: 'error', message: (err as Error).message })
-    process.exit(1)
-  }
-  const pidfile = cli.pidfile
-  if (pidfile !== null) {
-    try {
-      writeFileSync(pidfile, `${process.pid}\n`)
-    } catch (err) {
-      logger.fatal({ err, pidfile }, 'cannot write the pidfile')
-      tellParent({ type: 'error', message: `cannot write the pidfile ${pidfile}: ${(err as Error).message}` })
-      await daemon.close()
-      process.exit(1)
-    }
-    process.once('exit', () => removePidfile(pidfile))
-  }
-  logger.info(
-    {
-      version: VERSION,
-      listen: daemon.address,
-      exporter: cli.config.export.exporter,
-      endpoint: exportTarget(cli),
-      workers: cli.config.export.numWorkers,
-      capabilities: cli.config.capabilities,
-    },
-    'spoa-tracer started',
-  )
-  tellParent({ type: 'ready', pid: process.pid })
-
-  const stopMonitor = cli.config.monitorIntervalMs > 0 ? startMonitor(daemon, logger, cli.config.monitorIntervalMs) : () => {}
+  // Signals are handled from here on, before the daemon is up: its listener
+  // answers HAProxy while the export workers are still loading, and a SIGTERM
+  // then must stop it gracefully, not kill it.
+  let daemon: Daemon | null = null
+  let stopRequested: string | null = null
   let stopping = false
+  let stopMonitor = (): void => {}
+  const pidfile = cli.pidfile
   const stop = async (why: string): Promise<void> => {
+    if (daemon === null) {
+      stopRequested ??= why
+      return
+    }
     if (stopping) return
     stopping = true
     logger.info({ reason: why }, 'stopping')
@@ -88,7 +64,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(0)
   }
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (stopping) {
+    if (stopping || stopRequested !== null) {
       logger.warn({ signal: sig }, 'second signal: exiting now')
       log.flushSync()
       process.exit(1)
@@ -112,8 +88,42 @@ export async function main(argv: string[]): Promise<void> {
   } else {
     process.on('SIGUSR1', () => logger.info('SIGUSR1 ignored: it has no meaning for a standalone agent'))
   }
-  if (cli.config.runtimeMs > 0) setTimeout(() => void stop('runtime elapsed'), cli.config.runtimeMs).unref()
   watchCrashes(log)
+
+  try {
+    daemon = await startDaemon(cli.config, logger)
+  } catch (err) {
+    logger.fatal({ err }, 'cannot start')
+    await log.flush()
+    tellParent({ type: 'error', message: (err as Error).message })
+    process.exit(1)
+  }
+  if (pidfile !== null) {
+    try {
+      writeFileSync(pidfile, `${process.pid}\n`)
+    } catch (err) {
+      logger.fatal({ err, pidfile }, 'cannot write the pidfile')
+      tellParent({ type: 'error', message: `cannot write the pidfile ${pidfile}: ${(err as Error).message}` })
+      await daemon.close()
+      process.exit(1)
+    }
+    process.once('exit', () => removePidfile(pidfile))
+  }
+  logger.info(
+    {
+      version: VERSION,
+      listen: daemon.address,
+      exporter: cli.config.export.exporter,
+      endpoint: exportTarget(cli),
+      workers: cli.config.export.numWorkers,
+      capabilities: cli.config.capabilities,
+    },
+    'spoa-tracer started',
+  )
+  tellParent({ type: 'ready', pid: process.pid })
+  if (cli.config.monitorIntervalMs > 0) stopMonitor = startMonitor(daemon, logger, cli.config.monitorIntervalMs)
+  if (cli.config.runtimeMs > 0) setTimeout(() => void stop('runtime elapsed'), cli.config.runtimeMs).unref()
+  if (stopRequested !== null) await stop(stopRequested)
 }
 
 function exportTarget(cli: CliResult): string {

@@ -133,6 +133,15 @@ t.test('SIGTERM: every span of a finished request reaches the receiver, then exi
   h.destroy()
 })
 
+t.test('SIGTERM the moment the port opens (export workers still loading): a graceful stop', async (t) => {
+  const port = await freePort()
+  const p = run(t, ['-p', String(port), '-i', '0'])
+  await waitForPort(port, 10_000)
+  p.child.kill('SIGTERM')
+  t.same(await within(p.exit, 15_000, 'SIGTERM at start'), { code: 0, signal: null }, 'not killed by the default action')
+  t.match(p.out(), /"msg":"stopped"/)
+})
+
 t.test('SIGHUP reopens the log file (logrotate)', async (t) => {
   const dir = tmp(t)
   const log = join(dir, 'agent.log')
