@@ -37,6 +37,7 @@ import {
   readMessages,
   SpopError,
   Status,
+  STATUS_MESSAGES,
   type Action,
   type Uint64,
 } from '../spop/index.js'
@@ -70,6 +71,8 @@ export interface ConnectionTimeouts {
 type State = 'hello' | 'ready' | 'closing' | 'closed'
 
 const NO_ACTIONS: Action[] = []
+/** Where HAPROXY-DISCONNECT statuses SPOE.txt does not define are counted (/metrics says "other"). */
+const OTHER_STATUS = -1
 const QUIET_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED'])
 
 interface Reassembly {
@@ -157,6 +160,9 @@ export class Connection {
   }
 
   private readonly onFrame = (body: Buffer): void => {
+    // The frame deadline is per frame: one that completes restarts it, so a
+    // busy stream whose every read ends inside the next frame is not cut off.
+    this.partialSince = 0
     const f = decodeFrame(body)
     this.lastFrameAt = Date.now()
     if (f.type === 'notify' && this.state === 'ready') {
@@ -311,12 +317,16 @@ export class Connection {
 
   private onHaproxyDisconnect(f: DisconnectFrame): void {
     const { status, message } = disconnectInfo(f.kv)
-    bump(this.stats.disconnectsReceived, status)
+    // The status is the peer's to choose (any 64-bit value): counters and
+    // log-limiter keys take the codes SPOE.txt defines, and one key for all
+    // others, or a peer could grow both maps without bound.
+    const key = STATUS_MESSAGES[status] !== undefined ? status : OTHER_STATUS
+    bump(this.stats.disconnectsReceived, key)
     // 0 is a soft-stop and 2 the 2.6 idle timeout: routine. Anything else is worth a line.
     if (status === Status.NORMAL || status === Status.TIMEOUT) {
       this.log.debug({ status, message }, 'HAProxy disconnected')
     } else {
-      this.limitedLog(`haproxy-disconnect-${status}`, 'warn', { status, message }, 'HAProxy disconnected with an error')
+      this.limitedLog(`haproxy-disconnect-${key}`, 'warn', { status, message }, 'HAProxy disconnected with an error')
     }
     this.disconnect(Status.NORMAL, 'normal')
   }

@@ -20,7 +20,7 @@ export class AgentStats {
   acksSent = 0
   /** AGENT-DISCONNECT sent, by status code. */
   readonly disconnectsSent = new Map<number, number>()
-  /** HAPROXY-DISCONNECT received, by status code. */
+  /** HAPROXY-DISCONNECT received, by status code; codes SPOE.txt does not define all count under -1. */
   readonly disconnectsReceived = new Map<number, number>()
   /** Protocol errors, by SpopError code. */
   readonly protocolErrors = new Map<string, number>()
