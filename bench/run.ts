@@ -2,12 +2,14 @@
 //   bare     the bare agent (no-op handler) in a child process, driven by the load generator
 //   loadgen  the SPOP load generator alone, against an agent already running
 //   tracing  the tracing daemon (9-span flow) exporting OTLP to a counting sink, under load
+//   wrk      wrk through a real HAProxy with the SPOE filter, the agent exporting to a counting sink
 
 import { main as bare } from './bare-agent.js'
 import { main as loadgen } from './spop-loadgen.js'
 import { main as tracing } from './tracing-agent.js'
+import { main as wrk } from './haproxy-wrk.js'
 
-const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = { bare, loadgen, tracing }
+const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = { bare, loadgen, tracing, wrk }
 
 const USAGE = `usage: npm run bench -- <command> [options]
 
@@ -22,6 +24,10 @@ commands:
                      --workers 1 --protocol http/protobuf|http/json --exporter otlp|none
                      --batch 2048 --queue 32768 --delay 500 --concurrency 4
                      --connections 8 --depth 20 --duration 10 --warmup 2 --runs 3 --cpu-prof DIR --json
+  wrk [options]      wrk through a real HAProxy (one thread, option httpclose) to an origin HAProxy,
+                     with the SPOE filter and the agent exporting to a counting sink; modes none,
+                     spoe (9 spans), compact; --ab none,spoe --rounds 3 --duration 15 --warmup 3
+                     --connections 8 --threads 1 --agent 'command {port}' --workers 1 --cpu-prof DIR --json
 
 \`npm run bench -- <command> --help\` lists the options of a command.`
 

@@ -1,0 +1,1012 @@
+// `npm run bench -- wrk`: HTTP load from wrk through a real HAProxy with the
+// SPOE tracing filter, against the agent exporting to a counting OTLP sink:
+// what a user of spoa-tracer pays, measured end to end, rerunnable by anyone.
+//
+// Processes, all on loopback with free ports, each stopped by PID (a shell
+// command by process group) at the end, on error and on SIGINT:
+//   origin   a second HAProxy answering `http-request return status 200`
+//            (haproxy/bench/origin.cfg): the cheapest origin there is;
+//   haproxy  the HAProxy under test (haproxy/bench/proxy.cfg): one thread,
+//            option httpclose, frontend -> backend -> origin, and per mode
+//              none     no filter;
+//              spoe     the shipped 9-span SPOE configuration haproxy/spoe.cfg
+//                       (unique-id-format %[uuid], agent backend in mode tcp,
+//                       HAProxy's default pipelining);
+//              compact  haproxy/spoe-compact.cfg with the frontend rules of
+//                       haproxy/haproxy-compact.cfg (one message per request;
+//                       an error when those files do not exist, or when
+//                       proxy.cfg's copy of the rules is stale);
+//   agent    ours (bench/tracing-agent-process.ts: the real daemon, reporting
+//            CPU per thread, RSS and counters), or any other SPOE agent given
+//            with --agent 'command {port}', under exactly the same traffic;
+//   sink     the counting OTLP/HTTP sink (bench/otlp-sink.ts): spans really
+//            leave the agent and are counted;
+//   wrk      the load: --connections over --threads for --duration seconds
+//            with --latency, after a --warmup run.
+//
+// What is measured over the wrk window (the samples are taken just before wrk
+// starts and just after it exits):
+//   - wrk: requests/s, p50/p99 latency, socket errors, statuses above 399;
+//   - HAProxy, from its own counters (process variables the
+//     http-after-response rules of proxy.cfg add to, read with `get var` on
+//     the stats socket; no log lines, which would cost HAProxy more than the
+//     events): responses, non-2xx responses, responses whose SPOE processing
+//     failed (the set-on-error variable of the SPOE file is set) and timed out
+//     (it is 1);
+//   - CPU per request of HAProxy, the agent (all its threads: export
+//     included), the origin, the sink and wrk (/proc/<pid>/stat; wrk's from
+//     this process's cutime once it has been reaped); the agent's RSS at the
+//     end of the window and its peak;
+//   - noise: the machine's busy time (/proc/stat, interrupts apart) minus
+//     every process the harness started, itself included;
+//   - after the window, once the agent has drained (bounded), spans received
+//     by the sink per response HAProxy sent (9 for the spoe mode).
+// --ab A,B alternates two modes for --rounds rounds (A B, B A, A B, ...) and
+// prints each mode's medians and their ratio.
+
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { clockTicksPerSec, fmt, guardChildren, JsonLineChild, type MachineCpu, median, readMachineCpu } from './child.js'
+import { bool, type FlagSpec, type FlagValues, num, parseFlags, str, usageLines, UsageError } from './cli-options.js'
+import { findHaproxy, getProcVars, haproxyVersion, startHaproxy, waitServerUp, which } from './haproxy-ctl.js'
+import type { SinkUsage } from './otlp-sink.js'
+import { childrenCpuUs, freePort, groupUsage, type Mem, type Proc, procCpuUs, procMem, sleep, spawnTracked, waitForPort } from './proc.js'
+import type { TracingAgentUsage } from './tracing-agent-process.js'
+import { runWrk, type WrkResult } from './wrk.js'
+
+// ---- targets ---------------------------------------------------------------
+
+/** Share of plain HAProxy's requests/s a SPOE mode must keep (the C agent: about 41% with the 9-span flow). */
+const TARGET_KEEP_PCT: Record<string, number> = { spoe: 45, compact: 90 }
+const TARGET_AGENT_US_PER_REQUEST = 100
+const TARGET_AGENT_RSS_MB = 120
+/** Spans per request of a mode's flow, when known. */
+const SPANS_PER_REQUEST: Record<string, number> = { spoe: 9 }
+
+// ---- paths -----------------------------------------------------------------
+
+/** The project's root: this file is dist/bench/haproxy-wrk.js. */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const ORIGIN_CFG = join(ROOT, 'haproxy/bench/origin.cfg')
+const PROXY_CFG = join(ROOT, 'haproxy/bench/proxy.cfg')
+const AGENT_SCRIPT = fileURLToPath(new URL('./tracing-agent-process.js', import.meta.url))
+const SINK_SCRIPT = fileURLToPath(new URL('./otlp-sink.js', import.meta.url))
+const THREAD_TAG_SCRIPT = fileURLToPath(new URL('./thread-tag.cjs', import.meta.url))
+
+interface ModeDef {
+  /** The SPOE file (relative to the root), null for no filter. */
+  spoe: string | null
+  /** BENCH_PROFILE: a block of frontend rules in proxy.cfg, copied from `shipped`. */
+  profile?: string
+  /** The shipped HAProxy configuration whose frontend rules proxy.cfg copies. */
+  shipped?: string
+}
+
+const MODES: Record<string, ModeDef> = {
+  none: { spoe: null },
+  spoe: { spoe: 'haproxy/spoe.cfg' },
+  compact: { spoe: 'haproxy/spoe-compact.cfg', profile: 'compact', shipped: 'haproxy/haproxy-compact.cfg' },
+}
+
+/** The HAProxy variables proxy.cfg counts in (see there). */
+const COUNTERS = ['bench_resp', 'bench_non2xx', 'bench_spoe_err', 'bench_spoe_tout'] as const
+type Counters = Record<(typeof COUNTERS)[number], number>
+
+// ---- options ---------------------------------------------------------------
+
+export const WRK_FLAGS: FlagSpec = {
+  mode: { kind: 'string', help: `${Object.keys(MODES).join('|')}: the HAProxy configuration measured (default spoe)` },
+  ab: { kind: 'string', help: 'A,B: alternate two modes (e.g. none,spoe) for --rounds rounds; prints the ratio of medians' },
+  rounds: { kind: 'number', help: 'runs per mode, each with a fresh HAProxy, agent and sink (default 3)' },
+  duration: { kind: 'number', help: 'seconds of measured wrk load per run (default 15)' },
+  warmup: { kind: 'number', help: 'seconds of wrk load before each measured run (default 3)' },
+  connections: { kind: 'number', help: 'wrk --connections (default 8)' },
+  threads: { kind: 'number', help: 'wrk --threads (default 1)' },
+  timeout: { kind: 'number', help: 'wrk --timeout, seconds (default 2)' },
+  agent: {
+    kind: 'string',
+    help:
+      "another SPOE agent instead of ours: a shell command; {port} becomes its SPOP port, {otlp} the sink's " +
+      'traces URL (OTEL_EXPORTER_OTLP_ENDPOINT is set to the sink too)',
+  },
+  workers: { kind: 'number', help: 'our agent: export worker threads (default 1)' },
+  protocol: { kind: 'string', help: 'our agent: http/protobuf or http/json (default http/protobuf)' },
+  'spoa-timeout': { kind: 'string', help: "HAProxy's SPOE `timeout processing` (SPOA_TIMEOUT_PROCESSING; default spoe.cfg's 500ms)" },
+  'cpu-prof': { kind: 'string', help: 'our agent: node --cpu-prof --cpu-prof-dir DIR (one profile per thread and run)' },
+  'node-args': { kind: 'string', help: "our agent: extra node options, space-separated (e.g. '--max-semi-space-size=4')" },
+  json: { kind: 'boolean', help: 'print one JSON line per run and one summary line' },
+}
+
+interface Options {
+  modes: string[]
+  ab: boolean
+  rounds: number
+  durationS: number
+  warmupS: number
+  connections: number
+  threads: number
+  timeoutS: number
+  agentCommand: string | undefined
+  workers: number
+  protocol: 'http/protobuf' | 'http/json'
+  spoaTimeout: string | undefined
+  cpuProfDir: string | undefined
+  nodeArgs: string[]
+  json: boolean
+}
+
+function checkMode(m: string): string {
+  if (!(m in MODES)) throw new UsageError(`unknown mode "${m}": one of ${Object.keys(MODES).join(', ')}`)
+  const def = MODES[m]!
+  for (const file of [def.spoe, def.shipped]) {
+    if (file && !existsSync(join(ROOT, file))) {
+      throw new UsageError(`mode ${m} needs ${file}, which does not exist${m === 'compact' ? ' (yet: the compact profile is a later issue)' : ''}`)
+    }
+  }
+  if (def.shipped) checkProfileCopy(m, def.shipped)
+  return m
+}
+
+/** The rule lines of the first frontend of an HAProxy configuration, without bind, filter, unique-id-format, default_backend. */
+function frontendRules(text: string): string[] {
+  const out: string[] = []
+  let inFrontend = false
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/\s+/g, ' ').trim()
+    if (/^(frontend|backend|listen|defaults|global|program|peers|resolvers|userlist)\b/.test(line)) {
+      if (inFrontend) break
+      inFrontend = line.startsWith('frontend')
+      continue
+    }
+    if (!inFrontend || line === '' || line.startsWith('#')) continue
+    if (/^(bind|filter spoe|unique-id-format|default_backend) /.test(line)) continue
+    out.push(line)
+  }
+  return out
+}
+
+/**
+ * proxy.cfg carries a copy of a shipped profile's frontend rules between
+ * BEGIN/END markers (HAProxy has no include): refuse to measure a stale copy.
+ */
+function checkProfileCopy(mode: string, shipped: string): void {
+  const want = frontendRules(readFileSync(join(ROOT, shipped), 'utf8'))
+  const proxy = readFileSync(PROXY_CFG, 'utf8')
+  const m = new RegExp(`# ---- BEGIN the frontend rules of ${shipped}[^\n]*\n([\\s\\S]*?)\n\\s*# ---- END`).exec(proxy)
+  if (m === null) throw new Error(`haproxy/bench/proxy.cfg has no copy of the frontend rules of ${shipped} (mode ${mode})`)
+  const have = frontendRules(`frontend copy\n${m[1]!}`)
+  const n = Math.max(want.length, have.length)
+  for (let i = 0; i < n; i++) {
+    if (want[i] !== have[i]) {
+      throw new Error(
+        `mode ${mode}: haproxy/bench/proxy.cfg's copy of the frontend rules of ${shipped} is stale ` +
+          `(rule ${i + 1}: ${shipped} has "${want[i] ?? '(nothing)'}", the copy "${have[i] ?? '(nothing)'}"); copy them again`,
+      )
+    }
+  }
+}
+
+function options(v: FlagValues): Options {
+  const ab = str(v, 'ab')
+  let modes: string[]
+  if (ab !== undefined) {
+    if (str(v, 'mode') !== undefined) throw new UsageError('--mode and --ab exclude each other')
+    modes = ab.split(',').map((s) => s.trim())
+    if (modes.length !== 2 || modes[0] === modes[1]) throw new UsageError(`--ab takes two different modes, A,B: not "${ab}"`)
+  } else {
+    modes = [str(v, 'mode') ?? 'spoe']
+  }
+  modes.forEach(checkMode)
+  const p = str(v, 'protocol') ?? 'http/protobuf'
+  const protocol = p === 'protobuf' ? 'http/protobuf' : p === 'json' ? 'http/json' : p
+  if (protocol !== 'http/protobuf' && protocol !== 'http/json') throw new UsageError(`--protocol: http/protobuf or http/json, not ${p}`)
+  const connections = num(v, 'connections', 8, 1)
+  const threads = num(v, 'threads', 1, 1)
+  if (threads > connections) throw new UsageError('--threads must not exceed --connections (wrk needs a connection per thread)')
+  const agentCommand = str(v, 'agent')
+  if (agentCommand !== undefined && !agentCommand.includes('{port}')) {
+    throw new UsageError('--agent: the command must contain {port}, where the harness puts the SPOP port')
+  }
+  const prof = str(v, 'cpu-prof')
+  if (prof !== undefined && agentCommand !== undefined) throw new UsageError('--cpu-prof profiles our agent, not an --agent command')
+  const nodeArgs = (str(v, 'node-args') ?? '').split(/\s+/).filter((a) => a !== '')
+  if (nodeArgs.length > 0 && agentCommand !== undefined) throw new UsageError('--node-args applies to our agent, not an --agent command')
+  return {
+    modes,
+    ab: ab !== undefined,
+    rounds: num(v, 'rounds', 3, 1),
+    durationS: num(v, 'duration', 15, 1),
+    warmupS: num(v, 'warmup', 3, 0),
+    connections,
+    threads,
+    timeoutS: num(v, 'timeout', 2, 1),
+    agentCommand,
+    workers: num(v, 'workers', 1, 1),
+    protocol,
+    spoaTimeout: str(v, 'spoa-timeout'),
+    cpuProfDir: prof ? resolve(prof) : undefined,
+    nodeArgs,
+    json: bool(v, 'json'),
+  }
+}
+
+// ---- the SPOE file ---------------------------------------------------------
+
+interface SpoeFile {
+  path: string
+  /** The [section] the filter line names as its engine. */
+  engine: string
+  /** txn.<var-prefix>.<set-on-error>, or null when the file sets no error variable. */
+  errVar: string | null
+}
+
+function readSpoeFile(mode: string, rel: string): SpoeFile {
+  const path = join(ROOT, rel)
+  const text = readFileSync(path, 'utf8').replace(/#.*$/gm, '')
+  const engine = /^\s*\[([^\]\s]+)\]/m.exec(text)?.[1]
+  if (engine === undefined) throw new Error(`${rel}: no [engine] section`)
+  const agent = /^\s*spoe-agent\s+(\S+)/m.exec(text)?.[1]
+  const backends = [...text.matchAll(/^\s*use-backend\s+(\S+)/gm)].map((m) => m[1])
+  if (backends.some((b) => b !== 'spoa-tracer')) {
+    throw new Error(`mode ${mode}: ${rel} uses backend ${backends.join(', ')}; haproxy/bench/proxy.cfg defines "spoa-tracer" only`)
+  }
+  const prefix = /^\s*option\s+var-prefix\s+(\S+)/m.exec(text)?.[1] ?? agent ?? engine
+  const onError = /^\s*option\s+set-on-error\s+(\S+)/m.exec(text)?.[1]
+  return { path, engine, errVar: onError ? `txn.${prefix}.${onError}` : null }
+}
+
+// ---- one run ---------------------------------------------------------------
+
+interface Context {
+  o: Options
+  haproxyBin: string
+  wrkBin: string
+  originPid: number
+  originPort: number
+  tmp: string
+}
+
+interface Sample {
+  atMs: number
+  machine: MachineCpu | null
+  /** This process (the harness), µs. */
+  selfUs: number
+  /** This process's reaped children (wrk), µs. */
+  childrenUs: number
+  haproxyUs: number
+  originUs: number
+  sinkUs: number
+  agentUs: number
+  agentMem: Mem
+  agent: TracingAgentUsage | null
+  sink: SinkUsage | null
+  counters: Counters
+}
+
+export interface WrkRunResult {
+  mode: string
+  round: number
+  windowS: number
+  requests: number
+  requestsPerSec: number
+  latencyUs: WrkResult['latencyUs']
+  wrkErrors: { socket: WrkResult['socketErrors']; status4xx5xx: number }
+  /** HAProxy's counters over the window. */
+  haproxy: { responses: number; non2xx: number; spoeErrors: number; spoeTimeouts: number }
+  /** The same over the whole run (warm-up and the end included), read after the drain. */
+  totals: { responses: number; non2xx: number; spoeErrors: number; spoeTimeouts: number }
+  /** false when the SPOE file sets no error variable: SPOE errors cannot be counted. */
+  spoeErrorsObservable: boolean
+  /** CPU per request, µs. */
+  usPerRequest: { haproxy: number; agent: number; agentMain: number; agentWorkers: number; agentOther: number; origin: number; sink: number; wrk: number }
+  /** CPU per request of every process the harness started (HAProxy, agent, origin, sink, wrk, itself), µs. */
+  systemUsPerRequest: number
+  /** Percent of one core. */
+  pct: { haproxy: number; agent: number; origin: number; sink: number; wrk: number; harness: number; others: number; irq: number; steal: number }
+  /** Agent RSS sampled every 500 ms during the wrk window (/proc/<pid>/status): median ("steady") and largest, MB. */
+  agentRssMb: number
+  agentRssMaxMb: number
+  /** At the end of the window. */
+  agentRssEndMb: number
+  /** VmHWM: the largest RSS of the agent's life so far (start and warm-up included), MB. */
+  agentPeakRssMb: number
+  /** Spans the sink received per response HAProxy sent, after the drain (NaN: no agent, or the sink got nothing). */
+  spansPerRequest: number
+  sinkSpans: number
+  /** Our agent only (NaN otherwise): NOTIFY frames per response, and its error counters. */
+  notifyPerRequest: number
+  agent: {
+    ours: boolean
+    drained: boolean
+    drainMs: number
+    protocolErrors: number
+    handlerErrors: number
+    dropped: Record<string, number>
+    rejected: Record<string, number>
+    treesReaped: number
+    /** Open trees ended by the graceful close: requests cut short by the end of the load. */
+    treesEndedAtShutdown: number
+    /** SPOP connections open at the end of the window (HAProxy's applets), and the JS heap then, MB. */
+    connections: number
+    heapUsedMb: number
+  } | null
+}
+
+const cpuOf = (u: { userUs: number; systemUs: number }): number => u.userUs + u.systemUs
+const sum = (m: Record<string, number>): number => Object.values(m).reduce((a, b) => a + b, 0)
+
+function mergeCounts(...maps: Array<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const m of maps) for (const [k, v] of Object.entries(m)) if (v > 0) out[k] = (out[k] ?? 0) + v
+  return out
+}
+
+async function readCounters(sock: string): Promise<Counters> {
+  const v = await getProcVars(sock, COUNTERS)
+  const out = {} as Counters
+  for (const c of COUNTERS) {
+    const x = v[c]
+    if (x === undefined) throw new Error(`HAProxy has no variable proc.${c} (is haproxy/bench/proxy.cfg the one running?)`)
+    out[c] = x
+  }
+  return out
+}
+
+interface Running {
+  haproxy: Proc | null
+  sock: string
+  agent: JsonLineChild | null
+  extAgent: Proc | null
+  sink: JsonLineChild | null
+}
+
+async function sample(ctx: Context, r: Running): Promise<Sample> {
+  const agentP = r.agent ? r.agent.request<TracingAgentUsage>('usage', 'usage') : Promise.resolve(null)
+  const sinkP = r.sink ? r.sink.request<SinkUsage>('usage', 'usage') : Promise.resolve(null)
+  const [agent, sink, counters] = await Promise.all([agentP, sinkP, readCounters(r.sock)])
+  const ext = r.extAgent ? groupUsage(r.extAgent.pid) : null
+  const self = process.cpuUsage()
+  return {
+    atMs: performance.now(),
+    machine: readMachineCpu(),
+    selfUs: self.user + self.system,
+    childrenUs: childrenCpuUs(),
+    haproxyUs: procCpuUs(r.haproxy!.pid),
+    originUs: procCpuUs(ctx.originPid),
+    sinkUs: r.sink ? procCpuUs(r.sink.pid) : 0,
+    agentUs: agent ? cpuOf(agent) : ext ? ext.cpuUs : 0,
+    agentMem: agent ? { rssBytes: agent.rssBytes, peakRssBytes: agent.peakRssBytes } : ext ? ext.mem : { rssBytes: 0, peakRssBytes: 0 },
+    agent,
+    sink,
+    counters,
+  }
+}
+
+/** Main thread and export worker CPU between two usage reports of our agent, µs. */
+function agentSplit(a0: TracingAgentUsage, a1: TracingAgentUsage): { main: number; workers: number } {
+  const before = new Map(a0.threads.map((t) => [t.tid, t]))
+  let main = 0
+  let workers = 0
+  for (const t of a1.threads) {
+    const t0 = before.get(t.tid)
+    const dt = cpuOf(t) - (t0 ? cpuOf(t0) : 0)
+    if (t.role === 'main') main += dt
+    else if (t.role === 'worker') workers += dt
+  }
+  return { main, workers }
+}
+
+/**
+ * After the load: waits (bounded) until our agent's queue is empty, nothing is
+ * in flight and the sink holds what it exported; for another agent, until the
+ * sink holds `expected` spans or has received nothing new for 6 s.
+ */
+async function drain(r: Running, expected: number): Promise<{ ok: boolean; ms: number; agent: TracingAgentUsage | null; sink: SinkUsage | null }> {
+  const t0 = Date.now()
+  const bound = 20_000
+  let last = -1
+  let lastChange = Date.now()
+  for (;;) {
+    const [a, s] = await Promise.all([
+      r.agent ? r.agent.request<TracingAgentUsage>('usage', 'usage') : Promise.resolve(null),
+      r.sink ? r.sink.request<SinkUsage>('usage', 'usage') : Promise.resolve(null),
+    ])
+    let ok: boolean
+    if (a) ok = a.export.queueDepth === 0 && a.export.inFlight === 0 && (s === null || s.spans === a.export.spansExported)
+    else {
+      const spans = s?.spans ?? 0
+      if (spans !== last) {
+        last = spans
+        lastChange = Date.now()
+      }
+      ok = spans >= expected || Date.now() - lastChange >= 6000
+    }
+    const ms = Date.now() - t0
+    if (ok || ms >= bound) return { ok, ms, agent: a, sink: s }
+    await sleep(100)
+  }
+}
+
+async function startAgent(ctx: Context, r: Running, mode: string): Promise<number> {
+  const o = ctx.o
+  r.sink = await JsonLineChild.start({ name: 'the OTLP sink', script: SINK_SCRIPT })
+  const base = `http://127.0.0.1:${r.sink.port}`
+  const traces = `${base}/v1/traces`
+  if (o.agentCommand !== undefined) {
+    const port = await freePort()
+    const command = o.agentCommand.replaceAll('{port}', String(port)).replaceAll('{otlp}', traces)
+    const p = spawnTracked({
+      name: `the agent (${command})`,
+      command: '/bin/sh',
+      args: ['-c', command],
+      group: true,
+      cwd: ROOT,
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: base, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: traces },
+    })
+    r.extAgent = p
+    try {
+      await waitForPort(port, 30_000, () => !p.hasExited(), 'the agent')
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${p.output()}`)
+    }
+    return port
+  }
+  const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []
+  r.agent = await JsonLineChild.start({
+    name: `the tracing agent (${mode})`,
+    script: AGENT_SCRIPT,
+    args: [
+      '--host', '127.0.0.1', '--port', '0',
+      '--exporter', 'otlp',
+      '--protocol', o.protocol,
+      '--endpoint', traces,
+      '--workers', String(o.workers),
+      '--clk-tck', String(clockTicksPerSec()),
+    ],
+    nodeArgs: [...o.nodeArgs, ...prof, '--require', THREAD_TAG_SCRIPT],
+    timeoutMs: 30_000,
+  })
+  return r.agent.port
+}
+
+async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRunResult> {
+  const o = ctx.o
+  const def = MODES[mode]!
+  const spoeRel = def.spoe
+  const spoe = spoeRel ? readSpoeFile(mode, spoeRel) : null
+  const r: Running = { haproxy: null, sock: join(ctx.tmp, `${mode}-${round}.sock`), agent: null, extAgent: null, sink: null }
+  const stopWaitMs = o.cpuProfDir ? 60_000 : 15_000
+  try {
+    const env: Record<string, string> = {}
+    if (spoe) {
+      const agentPort = await startAgent(ctx, r, mode)
+      env.SPOE_CONF = spoe.path
+      env.SPOE_ENGINE = spoe.engine
+      // A variable nothing sets, when the SPOE file sets none: errors are then not observable.
+      env.SPOE_ERR_VAR = spoe.errVar ?? 'txn.bench.never_set'
+      env.AGENT_ADDR = `127.0.0.1:${agentPort}`
+      if (o.spoaTimeout !== undefined) env.SPOA_TIMEOUT_PROCESSING = o.spoaTimeout
+      if (def.profile !== undefined) env.BENCH_PROFILE = def.profile
+    }
+    const port = await freePort()
+    env.BENCH_BIND = `127.0.0.1:${port}`
+    env.ORIGIN_ADDR = `127.0.0.1:${ctx.originPort}`
+    env.STATS_SOCK = r.sock
+    r.haproxy = await startHaproxy({ name: `HAProxy (${mode})`, bin: ctx.haproxyBin, config: PROXY_CFG, env, port })
+    if (spoe) await waitServerUp(r.sock, 'spoa-tracer', 'agent', 10_000)
+
+    const url = `http://127.0.0.1:${port}/`
+    const wrkOpts = { bin: ctx.wrkBin, url, threads: o.threads, connections: o.connections, timeoutS: o.timeoutS }
+    if (o.warmupS > 0) await runWrk({ ...wrkOpts, durationS: o.warmupS })
+    const s0 = await sample(ctx, r)
+    // The agent's RSS over the window, read from /proc (nothing asked of the agent itself).
+    const agentPid = r.agent?.pid ?? r.extAgent?.pid ?? -1
+    const rssSamples: number[] = []
+    const readRss = (): void => {
+      if (agentPid <= 0) return
+      const mem = r.agent ? procMem(agentPid) : groupUsage(agentPid).mem
+      if (mem.rssBytes > 0) rssSamples.push(mem.rssBytes / 2 ** 20)
+    }
+    readRss()
+    const rssTimer = setInterval(readRss, 500)
+    let w: WrkResult
+    try {
+      w = await runWrk({ ...wrkOpts, durationS: o.durationS })
+    } finally {
+      clearInterval(rssTimer)
+    }
+    readRss()
+    const s1 = await sample(ctx, r)
+
+    // Spans of every answered request, once the agent has drained.
+    const expected = (SPANS_PER_REQUEST[mode] ?? 0) * s1.counters.bench_resp
+    const dr = spoe ? await drain(r, expected) : null
+    const totals = await readCounters(r.sock)
+
+    // HAProxy first (no more events), then the agent (graceful: open trees ended, queue flushed), then the sink.
+    await r.haproxy.stop(5000)
+    let closed: TracingAgentUsage | null = null
+    if (r.agent) {
+      try {
+        closed = await r.agent.request<TracingAgentUsage>('close', 'closed', 30_000)
+        await r.agent.waitExit(stopWaitMs)
+      } catch (err) {
+        console.error(`closing the tracing agent: ${(err as Error).message}`)
+      }
+    }
+
+    const windowUs = (s1.atMs - s0.atMs) * 1000
+    const n = w.requests
+    const per = (us: number): number => (n > 0 ? us / n : NaN)
+    const pct = (us: number): number => (us / windowUs) * 100
+    const d = (f: (s: Sample) => number): number => f(s1) - f(s0)
+    const haproxyUs = d((s) => s.haproxyUs)
+    const originUs = d((s) => s.originUs)
+    const sinkUs = d((s) => s.sinkUs)
+    const agentUs = d((s) => s.agentUs)
+    const wrkUs = d((s) => s.childrenUs)
+    const selfUs = d((s) => s.selfUs)
+    const split = s0.agent && s1.agent ? agentSplit(s0.agent, s1.agent) : { main: NaN, workers: NaN }
+    const m0 = s0.machine
+    const m1 = s1.machine
+    const ours = haproxyUs + originUs + sinkUs + agentUs + wrkUs + selfUs
+    // Interrupt time is not taken out of the machine's busy time: with tick-based accounting and
+    // no CONFIG_IRQ_TIME_ACCOUNTING (Debian's cloud kernels), a tick spent in a softirq is charged
+    // to the process it interrupted as well, so our loopback traffic is already inside `ours`.
+    const others = m0 && m1 ? m1.busyUs - m0.busyUs - ours : NaN
+    const c = (k: keyof Counters): number => s1.counters[k] - s0.counters[k]
+    const da = dr?.agent ?? null
+    const sinkSpans = dr?.sink?.spans ?? 0
+    return {
+      mode,
+      round,
+      windowS: windowUs / 1e6,
+      requests: n,
+      requestsPerSec: w.requestsPerSec,
+      latencyUs: w.latencyUs,
+      wrkErrors: { socket: w.socketErrors, status4xx5xx: w.non2xx3xx },
+      haproxy: { responses: c('bench_resp'), non2xx: c('bench_non2xx'), spoeErrors: c('bench_spoe_err'), spoeTimeouts: c('bench_spoe_tout') },
+      totals: {
+        responses: totals.bench_resp,
+        non2xx: totals.bench_non2xx,
+        spoeErrors: totals.bench_spoe_err,
+        spoeTimeouts: totals.bench_spoe_tout,
+      },
+      spoeErrorsObservable: spoe === null || spoe.errVar !== null,
+      usPerRequest: {
+        haproxy: per(haproxyUs),
+        agent: spoe ? per(agentUs) : NaN,
+        agentMain: per(split.main),
+        agentWorkers: per(split.workers),
+        agentOther: per(agentUs - split.main - split.workers),
+        origin: per(originUs),
+        sink: spoe ? per(sinkUs) : NaN,
+        wrk: per(wrkUs),
+      },
+      systemUsPerRequest: per(ours),
+      pct: {
+        haproxy: pct(haproxyUs),
+        agent: spoe ? pct(agentUs) : NaN,
+        origin: pct(originUs),
+        sink: spoe ? pct(sinkUs) : NaN,
+        wrk: pct(wrkUs),
+        harness: pct(selfUs),
+        // Jiffies are coarse (10 ms): a small negative value is rounding, not negative work.
+        others: Number.isNaN(others) ? NaN : Math.max(0, pct(others)),
+        irq: m0 && m1 ? pct(m1.irqUs - m0.irqUs) : NaN,
+        steal: m0 && m1 ? pct(m1.stealUs - m0.stealUs) : NaN,
+      },
+      agentRssMb: spoe ? median(rssSamples) : NaN,
+      agentRssMaxMb: spoe && rssSamples.length > 0 ? Math.max(...rssSamples) : NaN,
+      agentRssEndMb: spoe ? s1.agentMem.rssBytes / 2 ** 20 : NaN,
+      agentPeakRssMb: spoe ? s1.agentMem.peakRssBytes / 2 ** 20 : NaN,
+      spansPerRequest: spoe && totals.bench_resp > 0 ? sinkSpans / totals.bench_resp : NaN,
+      sinkSpans,
+      notifyPerRequest: da && totals.bench_resp > 0 ? da.agent.notifyReceived / totals.bench_resp : NaN,
+      agent: spoe
+        ? {
+            ours: r.agent !== null,
+            drained: dr?.ok ?? false,
+            drainMs: dr?.ms ?? 0,
+            protocolErrors: da?.agent.protocolErrors ?? 0,
+            handlerErrors: da?.agent.handlerErrors ?? 0,
+            dropped: da ? mergeCounts(da.export.spansDropped, da.tracing.spansDropped) : {},
+            rejected: da ? mergeCounts(da.tracing.messagesRejected, da.tracing.argumentErrors) : {},
+            treesReaped: da?.tracing.treesReaped ?? 0,
+            treesEndedAtShutdown: closed?.tracing.treesEndedAtShutdown ?? NaN,
+            connections: s1.agent?.agent.connectionsOpen ?? NaN,
+            heapUsedMb: s1.agent ? s1.agent.heapUsedBytes / 2 ** 20 : NaN,
+          }
+        : null,
+    }
+  } finally {
+    await r.haproxy?.stop(5000)
+    await r.agent?.stop(stopWaitMs)
+    await r.extAgent?.stop(10_000)
+    await r.sink?.stop(5000)
+    rmSync(r.sock, { force: true })
+  }
+}
+
+// ---- report ----------------------------------------------------------------
+
+type Col = [string, number, (r: WrkRunResult) => string]
+
+const f1 = (n: number): string => fmt(n, 1)
+
+const LOAD: Col[] = [
+  ['req/s', 8, (r) => fmt(r.requestsPerSec)],
+  ['p50 µs', 7, (r) => fmt(r.latencyUs.p50)],
+  ['p99 µs', 7, (r) => fmt(r.latencyUs.p99)],
+  ['non-2xx', 7, (r) => fmt(r.haproxy.non2xx)],
+  ['sock err', 8, (r) => fmt(r.wrkErrors.socket.total)],
+  ['SPOE err', 8, (r) => (r.agent === null ? '-' : r.spoeErrorsObservable ? fmt(r.totals.spoeErrors) : 'n/a')],
+  ['SPOE tmo', 8, (r) => (r.agent === null ? '-' : r.spoeErrorsObservable ? fmt(r.totals.spoeTimeouts) : 'n/a')],
+  ['spans/req', 9, (r) => (r.agent === null ? '-' : fmt(r.spansPerRequest, 3))],
+  ['RSS MB', 6, (r) => (r.agent === null ? '-' : fmt(r.agentRssMb))],
+  ['max', 4, (r) => (r.agent === null ? '-' : fmt(r.agentRssMaxMb))],
+  ['peak', 4, (r) => (r.agent === null ? '-' : fmt(r.agentPeakRssMb))],
+]
+
+const CPU: Col[] = [
+  ['HAProxy µs/req', 14, (r) => f1(r.usPerRequest.haproxy)],
+  ['%core', 5, (r) => fmt(r.pct.haproxy)],
+  ['agent µs/req', 12, (r) => (r.agent === null ? '-' : f1(r.usPerRequest.agent))],
+  ['main', 5, (r) => (r.agent?.ours ? f1(r.usPerRequest.agentMain) : '-')],
+  ['workers', 7, (r) => (r.agent?.ours ? f1(r.usPerRequest.agentWorkers) : '-')],
+  ['other', 5, (r) => (r.agent?.ours ? f1(r.usPerRequest.agentOther) : '-')],
+  ['%core', 5, (r) => (r.agent === null ? '-' : fmt(r.pct.agent))],
+  ['origin µs/req', 13, (r) => f1(r.usPerRequest.origin)],
+  ['sink µs/req', 11, (r) => (r.agent === null ? '-' : f1(r.usPerRequest.sink))],
+  ['wrk µs/req', 10, (r) => f1(r.usPerRequest.wrk)],
+  ['all µs/req', 10, (r) => f1(r.systemUsPerRequest)],
+  ['others %core', 12, (r) => fmt(r.pct.others)],
+  ['irq %', 5, (r) => fmt(r.pct.irq)],
+]
+
+function table(cols: Col[], rows: Array<[string, WrkRunResult]>): string[] {
+  const labelW = Math.max(5, ...rows.map(([l]) => l.length))
+  const line = (label: string, cells: string[]): string => [label.padEnd(labelW), ...cells.map((c, i) => c.padStart(cols[i]![1]))].join('  ')
+  return [line('run', cols.map((c) => c[0])), ...rows.map(([label, r]) => line(label, cols.map((c) => c[2](r))))]
+}
+
+/** Every numeric field's median over the runs of one mode (counts of errors: their sum, in `totals`). */
+function medianResult(rs: readonly WrkRunResult[]): WrkRunResult {
+  const m = (f: (r: WrkRunResult) => number): number => median(rs.map(f))
+  const first = rs[0]!
+  const sumOf = (f: (r: WrkRunResult) => number): number => rs.reduce((a, r) => a + f(r), 0)
+  return {
+    ...first,
+    round: 0,
+    windowS: m((r) => r.windowS),
+    requests: m((r) => r.requests),
+    requestsPerSec: m((r) => r.requestsPerSec),
+    latencyUs: {
+      avg: m((r) => r.latencyUs.avg),
+      p50: m((r) => r.latencyUs.p50),
+      p75: m((r) => r.latencyUs.p75),
+      p90: m((r) => r.latencyUs.p90),
+      p99: m((r) => r.latencyUs.p99),
+      max: m((r) => r.latencyUs.max),
+    },
+    wrkErrors: {
+      socket: {
+        connect: sumOf((r) => r.wrkErrors.socket.connect),
+        read: sumOf((r) => r.wrkErrors.socket.read),
+        write: sumOf((r) => r.wrkErrors.socket.write),
+        timeout: sumOf((r) => r.wrkErrors.socket.timeout),
+        total: sumOf((r) => r.wrkErrors.socket.total),
+      },
+      status4xx5xx: sumOf((r) => r.wrkErrors.status4xx5xx),
+    },
+    haproxy: {
+      responses: m((r) => r.haproxy.responses),
+      non2xx: sumOf((r) => r.haproxy.non2xx),
+      spoeErrors: sumOf((r) => r.haproxy.spoeErrors),
+      spoeTimeouts: sumOf((r) => r.haproxy.spoeTimeouts),
+    },
+    totals: {
+      responses: sumOf((r) => r.totals.responses),
+      non2xx: sumOf((r) => r.totals.non2xx),
+      spoeErrors: sumOf((r) => r.totals.spoeErrors),
+      spoeTimeouts: sumOf((r) => r.totals.spoeTimeouts),
+    },
+    usPerRequest: {
+      haproxy: m((r) => r.usPerRequest.haproxy),
+      agent: m((r) => r.usPerRequest.agent),
+      agentMain: m((r) => r.usPerRequest.agentMain),
+      agentWorkers: m((r) => r.usPerRequest.agentWorkers),
+      agentOther: m((r) => r.usPerRequest.agentOther),
+      origin: m((r) => r.usPerRequest.origin),
+      sink: m((r) => r.usPerRequest.sink),
+      wrk: m((r) => r.usPerRequest.wrk),
+    },
+    systemUsPerRequest: m((r) => r.systemUsPerRequest),
+    pct: {
+      haproxy: m((r) => r.pct.haproxy),
+      agent: m((r) => r.pct.agent),
+      origin: m((r) => r.pct.origin),
+      sink: m((r) => r.pct.sink),
+      wrk: m((r) => r.pct.wrk),
+      harness: m((r) => r.pct.harness),
+      others: m((r) => r.pct.others),
+      irq: m((r) => r.pct.irq),
+      steal: m((r) => r.pct.steal),
+    },
+    agentRssMb: m((r) => r.agentRssMb),
+    agentRssMaxMb: Math.max(...rs.map((r) => r.agentRssMaxMb)),
+    agentRssEndMb: m((r) => r.agentRssEndMb),
+    agentPeakRssMb: Math.max(...rs.map((r) => r.agentPeakRssMb)),
+    spansPerRequest: m((r) => r.spansPerRequest),
+    sinkSpans: m((r) => r.sinkSpans),
+    notifyPerRequest: m((r) => r.notifyPerRequest),
+  }
+}
+
+/** The commit measured, and whether src/ differs from it (the agent's code). */
+function revision(): string {
+  try {
+    const git = (...args: string[]): string => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const head = git('rev-parse', '--short', 'HEAD')
+    const dirty = git('status', '--porcelain', '--', 'src').split('\n').filter((l) => l !== '').length
+    return `code ${head}${dirty > 0 ? ` + ${dirty} uncommitted change(s) in src/` : ''}`
+  } catch {
+    return 'code: not a git checkout'
+  }
+}
+
+function describe(ctx: Context): string {
+  const o = ctx.o
+  const agent = o.agentCommand
+    ? `agent: ${o.agentCommand}`
+    : `agent: ours (the daemon in bench/tracing-agent-process.ts), OTLP ${o.protocol}, ${o.workers} export worker(s)` +
+      (o.nodeArgs.length > 0 ? `, node ${o.nodeArgs.join(' ')}` : '')
+  return [
+    `wrk through HAProxy: ${o.ab ? `A/B ${o.modes.join(' vs ')}, ${o.rounds} round(s) alternating` : `mode ${o.modes[0]}, ${o.rounds} run(s)`}; ` +
+      `wrk -t${o.threads} -c${o.connections} -d${o.durationS}s --latency after a ${o.warmupS} s warm-up; ` +
+      `HAProxy nbthread 1, option httpclose; ${agent}`,
+    `${haproxyVersion(ctx.haproxyBin)}; node ${process.version}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); ${revision()}; ${new Date().toISOString()}`,
+  ].join('\n')
+}
+
+function runLine(r: WrkRunResult): string {
+  const parts = [
+    `${r.mode} round ${r.round}: ${fmt(r.requestsPerSec)} req/s, p50 ${fmt(r.latencyUs.p50)} µs, p99 ${fmt(r.latencyUs.p99)} µs`,
+    `HAProxy ${f1(r.usPerRequest.haproxy)} µs/req (${fmt(r.pct.haproxy)}% of a core)`,
+  ]
+  if (r.agent) {
+    parts.push(
+      `agent ${f1(r.usPerRequest.agent)} µs/req (${fmt(r.pct.agent)}%), RSS ${fmt(r.agentRssMb)} MB (window max ${fmt(r.agentRssMaxMb)}, peak ${fmt(r.agentPeakRssMb)})`,
+      `${fmt(r.spansPerRequest, 3)} spans/req`,
+      r.spoeErrorsObservable ? `SPOE errors ${fmt(r.totals.spoeErrors)}, timeouts ${fmt(r.totals.spoeTimeouts)}` : 'SPOE errors not observable',
+    )
+  }
+  parts.push(`others ${fmt(r.pct.others)}% of a core`)
+  return parts.join('; ')
+}
+
+function runNotes(r: WrkRunResult): string[] {
+  const notes: string[] = []
+  const s = r.wrkErrors.socket
+  if (s.total > 0) notes.push(`wrk socket errors: connect ${s.connect}, read ${s.read}, write ${s.write}, timeout ${s.timeout}`)
+  if (r.totals.non2xx > 0) notes.push(`HAProxy sent ${r.totals.non2xx} non-2xx responses`)
+  if (Math.abs(r.haproxy.responses - r.requests) > r.requests * 0.01 + 16) {
+    notes.push(`HAProxy counted ${r.haproxy.responses} responses in the window, wrk ${r.requests} requests`)
+  }
+  const a = r.agent
+  if (a) {
+    if (!a.drained) notes.push(`the agent did not drain within the bound (${fmt(a.drainMs)} ms)`)
+    if (a.ours) {
+      notes.push(
+        `agent: ${fmt(r.notifyPerRequest, 2)} NOTIFY/request on ${fmt(a.connections)} SPOP connection(s), ` +
+          `JS heap ${fmt(a.heapUsedMb)} MB, drained in ${fmt(a.drainMs)} ms, ` +
+          `${fmt(a.treesEndedAtShutdown)} open trees ended at close (requests cut short by the end of the load)`,
+      )
+    }
+    if (a.protocolErrors + a.handlerErrors > 0) notes.push(`agent protocol errors ${a.protocolErrors}, handler errors ${a.handlerErrors}`)
+    if (sum(a.dropped) > 0) notes.push(`spans dropped: ${JSON.stringify(a.dropped)}`)
+    if (sum(a.rejected) > 0) notes.push(`messages rejected / argument errors: ${JSON.stringify(a.rejected)}`)
+    if (a.treesReaped > 0) notes.push(`trees reaped: ${a.treesReaped}`)
+  }
+  return notes
+}
+
+/** (max - min) / median, percent. */
+function spread(xs: readonly number[]): number {
+  return ((Math.max(...xs) - Math.min(...xs)) / median(xs)) * 100
+}
+
+function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
+  const lines: string[] = []
+  const med = new Map([...byMode].map(([m, rs]) => [m, medianResult(rs)]))
+  if (o.ab) {
+    const [a, b] = o.modes as [string, string]
+    const ma = med.get(a)!
+    const mb = med.get(b)!
+    const keep = (mb.requestsPerSec / ma.requestsPerSec) * 100
+    const ra = byMode.get(a)!
+    const rb = byMode.get(b)!
+    const perRound = ra.map((x, i) => (rb[i] ? `${fmt((rb[i]!.requestsPerSec / x.requestsPerSec) * 100, 1)}%` : '')).join(', ')
+    lines.push(
+      `${b} keeps ${fmt(keep, 1)}% of ${a}'s requests/s (medians ${fmt(mb.requestsPerSec)} / ${fmt(ma.requestsPerSec)}; per round ${perRound}); ` +
+        `HAProxy CPU per request ${f1(ma.usPerRequest.haproxy)} -> ${f1(mb.usPerRequest.haproxy)} µs (x${fmt(mb.usPerRequest.haproxy / ma.usPerRequest.haproxy, 2)})`,
+    )
+    lines.push(
+      `CPU-bound estimate (noise-free): every process in the path spends ${f1(ma.systemUsPerRequest)} µs per request with ${a}, ` +
+        `${f1(mb.systemUsPerRequest)} with ${b}: on the same cores ${b} would keep ${fmt((ma.systemUsPerRequest / mb.systemUsPerRequest) * 100, 1)}% of ${a}'s requests/s`,
+    )
+    const target = TARGET_KEEP_PCT[b]
+    if (a === 'none' && target !== undefined) {
+      lines.push(
+        `target: ${b} keeps >= ${target}% of plain HAProxy's requests/s: ${keep >= target ? 'met' : 'NOT met'} ` +
+          `(${fmt(keep, 1)}%, ${keep >= target ? '+' : ''}${fmt(keep - target, 1)} points)`,
+      )
+    }
+  }
+  for (const [mode, m] of med) {
+    if (MODES[mode]!.spoe === null) continue
+    const rs = byMode.get(mode)!
+    const us = m.usPerRequest.agent
+    lines.push(
+      `target (${mode}): agent CPU <= ${TARGET_AGENT_US_PER_REQUEST} µs/request including export: ${us <= TARGET_AGENT_US_PER_REQUEST ? 'met' : 'NOT met'} ` +
+        `(median ${f1(us)} µs = main ${f1(m.usPerRequest.agentMain)} + export workers ${f1(m.usPerRequest.agentWorkers)} + other threads ${f1(m.usPerRequest.agentOther)})`,
+    )
+    const rss = Math.max(...rs.map((r) => r.agentRssMb))
+    lines.push(
+      `target (${mode}): agent RSS <= ${TARGET_AGENT_RSS_MB} MB steady: ${rss <= TARGET_AGENT_RSS_MB ? 'met' : 'NOT met'} ` +
+        `(median over each window ${rs.map((r) => fmt(r.agentRssMb)).join(', ')} MB; largest in a window ${fmt(m.agentRssMaxMb)} MB; ` +
+        `peak of the process, start and warm-up included, ${fmt(m.agentPeakRssMb)} MB)`,
+    )
+    const errs = m.totals.spoeErrors + m.totals.spoeTimeouts
+    lines.push(
+      `target (${mode}): no SPOE errors or timeouts: ` +
+        (rs.every((r) => r.spoeErrorsObservable)
+          ? `${errs === 0 ? 'met' : 'NOT met'} (${fmt(m.totals.spoeErrors)} requests with an error, ${fmt(m.totals.spoeTimeouts)} with a timeout, ` +
+            `out of ${fmt(m.totals.responses)} answered in ${rs.length} run(s), warm-ups included)`
+          : 'not observable (the SPOE file has no `option set-on-error`)'),
+    )
+    const want = SPANS_PER_REQUEST[mode]
+    if (want !== undefined) {
+      const ok = rs.every((r) => Math.abs(r.spansPerRequest - want) < 0.001)
+      lines.push(
+        `check (${mode}): ${want} spans per request received by the sink: ${ok ? 'yes' : 'NO'} (${rs.map((r) => fmt(r.spansPerRequest, 4)).join(', ')})` +
+          (o.agentCommand !== undefined && !ok ? '; an --agent command exports to the sink only when it uses {otlp} or OTEL_EXPORTER_OTLP_ENDPOINT' : ''),
+      )
+    }
+  }
+  return lines
+}
+
+function helpText(): string {
+  return [
+    'usage: npm run bench -- wrk [options]',
+    '',
+    'wrk through a real HAProxy (one thread, option httpclose) to an origin HAProxy, with the SPOE',
+    'tracing filter and the agent exporting OTLP to a counting sink. Modes: none (no filter), spoe',
+    '(haproxy/spoe.cfg, 9 spans per request), compact (haproxy/spoe-compact.cfg and the frontend rules of',
+    'haproxy/haproxy-compact.cfg: one message per request).',
+    'Needs haproxy (HAPROXY_BIN or $PATH) and wrk (WRK_BIN or $PATH).',
+    '',
+    ...usageLines(WRK_FLAGS),
+    '',
+    'examples:',
+    '  npm run bench -- wrk --ab none,spoe --rounds 3 --duration 15',
+    '  npm run bench -- wrk --mode spoe --workers 2',
+    "  npm run bench -- wrk --ab none,spoe --agent 'bin/spoa-tracer -p {port} --endpoint {otlp}'",
+  ].join('\n')
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    console.log(helpText())
+    return 0
+  }
+  let o: Options
+  try {
+    o = options(parseFlags(argv, WRK_FLAGS))
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    console.error(`wrk: ${err.message}\n\n${helpText()}`)
+    return 2
+  }
+  const haproxyBin = findHaproxy()
+  if (haproxyBin === null) throw new Error('HAProxy is not installed (sudo apt-get install -y haproxy), or set HAPROXY_BIN')
+  const wrkBin = process.env.WRK_BIN ?? which('wrk')
+  if (!wrkBin) throw new Error('wrk is not installed (sudo apt-get install -y wrk), or set WRK_BIN')
+  if (o.cpuProfDir) mkdirSync(o.cpuProfDir, { recursive: true })
+  const profilesBefore = new Set(o.cpuProfDir ? readdirSync(o.cpuProfDir) : [])
+  clockTicksPerSec() // spawns getconf once, before anything is measured
+
+  const unguard = guardChildren()
+  const tmp = mkdtempSync(join(tmpdir(), 'spoa-tracer-wrk-'))
+  // Also on SIGINT (guardChildren's handler exits the process): the stats sockets live there.
+  const removeTmp = (): void => rmSync(tmp, { recursive: true, force: true })
+  process.once('exit', removeTmp)
+  let origin: Proc | null = null
+  try {
+    const originPort = await freePort()
+    origin = await startHaproxy({
+      name: 'the origin HAProxy',
+      bin: haproxyBin,
+      config: ORIGIN_CFG,
+      env: { ORIGIN_BIND: `127.0.0.1:${originPort}` },
+      port: originPort,
+    })
+    const ctx: Context = { o, haproxyBin, wrkBin, originPid: origin.pid, originPort, tmp }
+    if (!o.json) console.log(describe(ctx))
+
+    const byMode = new Map<string, WrkRunResult[]>(o.modes.map((m) => [m, []]))
+    const all: WrkRunResult[] = []
+    for (let round = 1; round <= o.rounds; round++) {
+      // A B, B A, A B...: a drift of the machine's load over the session falls on both modes alike.
+      const order = round % 2 === 1 ? o.modes : [...o.modes].reverse()
+      for (const mode of order) {
+        const r = await oneRun(ctx, mode, round)
+        byMode.get(mode)!.push(r)
+        all.push(r)
+        if (o.json) console.log(JSON.stringify({ type: 'run', ...r }))
+        else {
+          console.log(runLine(r))
+          for (const n of runNotes(r)) console.log(`    ${n}`)
+        }
+      }
+    }
+
+    const meds = new Map([...byMode].map(([m, rs]) => [m, medianResult(rs)]))
+    const lines = verdicts(o, byMode)
+    if (o.json) {
+      console.log(JSON.stringify({ type: 'summary', medians: Object.fromEntries(meds), verdicts: lines }))
+    } else {
+      const rows: Array<[string, WrkRunResult]> = []
+      for (const [mode, rs] of byMode) {
+        for (const r of rs) rows.push([`${mode} ${r.round}`, r])
+        if (rs.length > 1) rows.push([`${mode} median`, meds.get(mode)!])
+      }
+      console.log('')
+      for (const l of table(LOAD, rows)) console.log(l)
+      console.log('')
+      for (const l of table(CPU, rows)) console.log(l)
+      console.log('')
+      const othersPct = all.map((r) => r.pct.others)
+      console.log(
+        `noise: processes the harness did not start used ${fmt(Math.min(...othersPct))}-${fmt(Math.max(...othersPct))}% of a core ` +
+          `(median ${fmt(median(othersPct))}%)` +
+          [...byMode]
+            .filter(([, rs]) => rs.length > 1)
+            .map(([m, rs]) => `; ${m}: run-to-run spread ${fmt(spread(rs.map((r) => r.requestsPerSec)))}% in req/s`)
+            .join(''),
+      )
+      for (const l of lines) console.log(l)
+      console.log(
+        'SPOE err/tmo: requests whose SPOE processing failed / timed out, per HAProxy (whole run, warm-up included); ' +
+          'spans/req: spans received by the sink per response HAProxy sent; RSS: agent RSS, median of 500 ms samples in the window, ' +
+          'max: the largest of them, peak: VmHWM, the largest of its life; µs/req: CPU per request in the wrk window; ' +
+          'all: every process the harness started (HAProxy, agent, origin, sink, wrk, the harness); %core: percent of one core; ' +
+          'others: every process the harness did not start; irq: interrupt time (mostly loopback traffic; on tick-accounting kernels also inside the processes\' times).',
+      )
+    }
+    if (o.cpuProfDir) {
+      const fresh = readdirSync(o.cpuProfDir).filter((f) => f.endsWith('.cpuprofile') && !profilesBefore.has(f))
+      for (const f of fresh.sort()) console.error(`agent CPU profile: ${join(o.cpuProfDir, f)}`)
+    }
+    const bad = all.filter(
+      (r) =>
+        r.wrkErrors.socket.total > 0 ||
+        r.totals.non2xx > 0 ||
+        r.totals.spoeErrors > 0 ||
+        r.totals.spoeTimeouts > 0 ||
+        (r.agent !== null && (!r.agent.drained || r.agent.protocolErrors + r.agent.handlerErrors > 0)) ||
+        (r.agent?.ours === true && SPANS_PER_REQUEST[r.mode] !== undefined && Math.abs(r.spansPerRequest - SPANS_PER_REQUEST[r.mode]!) >= 0.001),
+    )
+    return bad.length === 0 ? 0 : 1
+  } finally {
+    await origin?.stop(5000)
+    removeTmp()
+    process.off('exit', removeTmp)
+    unguard()
+  }
+}
