@@ -188,7 +188,8 @@ export function buildCompact(
 
   const method = f.method || 'HTTP'
   const q = f.url.indexOf('?')
-  const serverAttrs: Attributes = { 'haproxy.unique_id': uniqueId }
+  const serverAttrs: Attributes = {}
+  if (uniqueId !== '') serverAttrs['haproxy.unique_id'] = uniqueId
   if (f.method) serverAttrs['http.request.method'] = f.method
   if (f.url) {
     serverAttrs['url.path'] = q < 0 ? f.url : f.url.slice(0, q)

@@ -78,12 +78,15 @@ export class GrammarInterpreter {
       return
     }
     const uniqueId = first.type === DataType.NULL ? '' : valueToString(first)
-    if (uniqueId === '') {
-      this.reject('null_id', msg, 'empty or NULL unique-id (is unique-id-format set in HAProxy?): nothing traced')
-      return
-    }
+    // A compact message carries its whole tree: the unique id only labels it
+    // (HAProxy sends none unless unique-id-format is set, which costs a uuid
+    // per request), so it may be empty there.
     if (args[1]?.name === 'compact') {
       this.applyCompact(engineId, uniqueId, args)
+      return
+    }
+    if (uniqueId === '') {
+      this.reject('null_id', msg, 'empty or NULL unique-id (is unique-id-format set in HAProxy?): nothing traced')
       return
     }
     this.engineId = engineId

@@ -94,3 +94,11 @@ t.test('unusable messages create nothing and are counted', async (t) => {
   t.equal(store.stats.treesSampledOut, 1)
   t.same(Object.fromEntries(store.stats.messagesRejected), { compact_bad_context: 1, compact_bad_time: 2 })
 })
+
+t.test('no unique id (HAProxy without unique-id-format): the tree is built, unlabelled', async (t) => {
+  const msg = compact()
+  const { sink, store } = run({ ...msg, args: [{ name: 'id', ...tv.null() }, ...msg.args.slice(1)] })
+  t.equal(sink.spans.length, 5, 'server, queue, client, connect, server response')
+  t.notOk(sink.spans.some((s) => 'haproxy.unique_id' in s.attributes), 'no haproxy.unique_id attribute')
+  t.same(Object.fromEntries(store.stats.messagesRejected), {})
+})
