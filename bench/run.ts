@@ -3,13 +3,15 @@
 //   loadgen  the SPOP load generator alone, against an agent already running
 //   tracing  the tracing daemon (9-span flow) exporting OTLP to a counting sink, under load
 //   wrk      wrk through a real HAProxy with the SPOE filter, the agent exporting to a counting sink
+//   soak     the tracing daemon at a steady rate for minutes: RSS, heap and open trees over time
 
 import { main as bare } from './bare-agent.js'
 import { main as loadgen } from './spop-loadgen.js'
 import { main as tracing } from './tracing-agent.js'
 import { main as wrk } from './haproxy-wrk.js'
+import { main as soak } from './soak.js'
 
-const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = { bare, loadgen, tracing, wrk }
+const COMMANDS: Record<string, (argv: readonly string[]) => Promise<number>> = { bare, loadgen, tracing, wrk, soak }
 
 const USAGE = `usage: npm run bench -- <command> [options]
 
@@ -28,6 +30,9 @@ commands:
                      with the SPOE filter and the agent exporting to a counting sink; modes none,
                      spoe (9 spans), compact; --ab none,spoe --rounds 3 --duration 15 --warmup 3
                      --connections 8 --threads 1 --agent 'command {port}' --workers 1 --cpu-prof DIR --json
+  soak [options]     the tracing daemon under the 9-span flow at a steady rate (1% of requests
+                     abandoned halfway, left to the reaper), sampled every 10 s; --minutes 10
+                     --rate 2000 --connections 4 --abandon 1 --sample 10 --warmup 2 --json
 
 \`npm run bench -- <command> --help\` lists the options of a command.`
 
