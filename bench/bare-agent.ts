@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { AgentUsage } from './agent-process.js'
 import { clockTicksPerSec, fmt, guardChildren, JsonLineChild, type MachineCpu, median, readMachineCpu } from './child.js'
-import { bool, type FlagSpec, type FlagValues, num, parseFlags, str, usageLines, UsageError } from './cli-options.js'
+import { bool, commandUsage, type FlagSpec, type FlagValues, num, parseCommand, str } from './cli-options.js'
 import { defaultFlow } from './notify-template.js'
 import { formatErrors, LOADGEN_FLAGS, type LoadgenResult, loadShape, runLoadgen } from './spop-loadgen.js'
 
@@ -165,20 +165,13 @@ function tableLine(label: string, cells: string[]): string {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log(`usage: bench bare [options]\n${usageLines(BARE_FLAGS).join('\n')}`)
-    return 0
-  }
-  let v
-  try {
-    v = parseFlags(argv, BARE_FLAGS)
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    console.error(`bare-agent: ${err.message}\n\nusage: bench bare [options]\n${usageLines(BARE_FLAGS).join('\n')}`)
-    return 2
-  }
-  const shape = loadShape(v)
-  const runs = num(v, 'runs', 3, 1)
+  const parsed = parseCommand('bare', argv, BARE_FLAGS, commandUsage('bare', BARE_FLAGS), (v) => ({
+    v,
+    shape: loadShape(v),
+    runs: num(v, 'runs', 3, 1),
+  }))
+  if ('exit' in parsed) return parsed.exit
+  const { v, shape, runs } = parsed.value
   const json = bool(v, 'json')
   const profArg = str(v, 'cpu-prof')
   const cpuProfDir = profArg ? resolve(profArg) : undefined

@@ -60,3 +60,34 @@ export function str(v: FlagValues, name: string): string | undefined {
 export function bool(v: FlagValues, name: string): boolean {
   return v[name] === true
 }
+
+/** `usage: npm run bench -- <name> [options]` and the option lines. */
+export function commandUsage(name: string, spec: FlagSpec): string {
+  return `usage: npm run bench -- ${name} [options]\n${usageLines(spec).join('\n')}`
+}
+
+/**
+ * The command-line front of a bench command: `--help` prints `help`; a bad
+ * flag or value (a UsageError from parsing or from `build`) prints the
+ * problem and `help`. Either way the command returns `exit` at once;
+ * otherwise `value` is what `build` made of the flags.
+ */
+export function parseCommand<T>(
+  name: string,
+  argv: readonly string[],
+  spec: FlagSpec,
+  help: string,
+  build: (v: FlagValues) => T,
+): { value: T } | { exit: number } {
+  if (argv.includes('--help')) {
+    console.log(help)
+    return { exit: 0 }
+  }
+  try {
+    return { value: build(parseFlags(argv, spec)) }
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    console.error(`${name}: ${err.message}\n\n${help}`)
+    return { exit: 2 }
+  }
+}

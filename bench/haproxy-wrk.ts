@@ -51,7 +51,7 @@ import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { clockTicksPerSec, fmt, guardChildren, JsonLineChild, type MachineCpu, median, readMachineCpu } from './child.js'
-import { bool, type FlagSpec, type FlagValues, num, parseFlags, str, usageLines, UsageError } from './cli-options.js'
+import { bool, type FlagSpec, type FlagValues, num, parseCommand, str, UsageError, usageLines } from './cli-options.js'
 import { findHaproxy, getProcVars, haproxyVersion, startHaproxy, waitServerUp, which } from './haproxy-ctl.js'
 import type { SinkUsage } from './otlp-sink.js'
 import { childrenCpuUs, freePort, groupUsage, type Mem, type Proc, procCpuUs, procMem, sleep, spawnTracked, waitForPort } from './proc.js'
@@ -901,18 +901,9 @@ function helpText(): string {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log(helpText())
-    return 0
-  }
-  let o: Options
-  try {
-    o = options(parseFlags(argv, WRK_FLAGS))
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    console.error(`wrk: ${err.message}\n\n${helpText()}`)
-    return 2
-  }
+  const parsed = parseCommand('wrk', argv, WRK_FLAGS, helpText(), options)
+  if ('exit' in parsed) return parsed.exit
+  const o = parsed.value
   const haproxyBin = findHaproxy()
   if (haproxyBin === null) throw new Error('HAProxy is not installed (sudo apt-get install -y haproxy), or set HAPROXY_BIN')
   const wrkBin = process.env.WRK_BIN ?? which('wrk')

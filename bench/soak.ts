@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { nineSpanFlow } from './flows/nine-span.js'
 import { decodeFrame, encodeFrame, type Frame, FrameReader, type Message, tv } from '../src/spop/index.js'
 import { clockTicksPerSec, guardChildren, JsonLineChild } from './child.js'
-import { bool, type FlagSpec, type FlagValues, num, parseFlags, usageLines, UsageError } from './cli-options.js'
+import { bool, commandUsage, type FlagSpec, num, parseCommand } from './cli-options.js'
 import type { TracingAgentUsage } from './tracing-agent-process.js'
 
 const AGENT_SCRIPT = fileURLToPath(new URL('./tracing-agent-process.js', import.meta.url))
@@ -93,26 +93,17 @@ class Peer {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const usage = `usage: bench soak [options]\n${usageLines(SPEC).join('\n')}`
-  if (argv.includes('--help')) {
-    console.log(usage)
-    return 0
-  }
-  let v: FlagValues
-  try {
-    v = parseFlags(argv, SPEC)
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    console.error(`soak: ${err.message}\n\n${usage}`)
-    return 2
-  }
-  const minutes = num(v, 'minutes', 10, 0.1)
-  const rate = num(v, 'rate', 2000, 1)
-  const connections = num(v, 'connections', 4, 1)
-  const abandon = num(v, 'abandon', 1, 0) / 100
-  const sampleS = num(v, 'sample', 10, 1)
-  const warmupMin = num(v, 'warmup', 2, 0)
-  const json = bool(v, 'json')
+  const parsed = parseCommand('soak', argv, SPEC, commandUsage('soak', SPEC), (v) => ({
+    minutes: num(v, 'minutes', 10, 0.1),
+    rate: num(v, 'rate', 2000, 1),
+    connections: num(v, 'connections', 4, 1),
+    abandon: num(v, 'abandon', 1, 0) / 100,
+    sampleS: num(v, 'sample', 10, 1),
+    warmupMin: num(v, 'warmup', 2, 0),
+    json: bool(v, 'json'),
+  }))
+  if ('exit' in parsed) return parsed.exit
+  const { minutes, rate, connections, abandon, sampleS, warmupMin, json } = parsed.value
   const unguard = guardChildren()
   const sink = await JsonLineChild.start({ name: 'the OTLP sink', script: SINK_SCRIPT })
   const agent = await JsonLineChild.start({

@@ -35,7 +35,7 @@ import {
   kvGet,
   writeVarint,
 } from '../src/spop/index.js'
-import { bool, type FlagSpec, type FlagValues, num, parseFlags, str, usageLines, UsageError } from './cli-options.js'
+import { bool, commandUsage, type FlagSpec, type FlagValues, num, parseCommand, str, UsageError } from './cli-options.js'
 import { Histogram } from './histogram.js'
 import { defaultFlow, type Flow, writeIdSuffix } from './notify-template.js'
 
@@ -659,20 +659,13 @@ export function formatErrors(e: LoadgenErrors): string {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log(`usage: bench loadgen [options]\n${usageLines(LOADGEN_FLAGS).join('\n')}`)
-    return 0
-  }
-  let v
-  try {
-    v = parseFlags(argv, LOADGEN_FLAGS)
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    console.error(`spop-loadgen: ${err.message}\n\nusage: spop-loadgen [options]\n${usageLines(LOADGEN_FLAGS).join('\n')}`)
-    return 2
-  }
-  const shape = loadShape(v)
-  const target = parseTarget(str(v, 'target') ?? '127.0.0.1:12345')
+  const parsed = parseCommand('loadgen', argv, LOADGEN_FLAGS, commandUsage('loadgen', LOADGEN_FLAGS), (v) => ({
+    v,
+    shape: loadShape(v),
+    target: parseTarget(str(v, 'target') ?? '127.0.0.1:12345'),
+  }))
+  if ('exit' in parsed) return parsed.exit
+  const { v, shape, target } = parsed.value
   const flow = defaultFlow(shape.args, shape.messages)
   const r = await runLoadgen({ ...shape, target, flow })
   if (bool(v, 'json')) {

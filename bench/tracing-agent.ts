@@ -40,7 +40,7 @@ import {
   median,
   readMachineCpu,
 } from './child.js'
-import { bool, type FlagSpec, type FlagValues, num, parseFlags, str, usageLines, UsageError } from './cli-options.js'
+import { bool, commandUsage, type FlagSpec, type FlagValues, num, parseCommand, str, UsageError } from './cli-options.js'
 import { nineSpanFlow } from './flows/nine-span.js'
 import { buildFlow, UNIQUE_ID } from './notify-template.js'
 import type { SinkUsage } from './otlp-sink.js'
@@ -579,23 +579,11 @@ function verdict(o: Options, med: TracingRunResult, results: readonly TracingRun
   return lines
 }
 
-function helpText(): string {
-  return `usage: npm run bench -- tracing [options]\n${usageLines(TRACING_FLAGS).join('\n')}`
-}
 
 export async function main(argv: readonly string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    console.log(helpText())
-    return 0
-  }
-  let o: Options
-  try {
-    o = options(parseFlags(argv, TRACING_FLAGS))
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    console.error(`tracing: ${err.message}\n\n${helpText()}`)
-    return 2
-  }
+  const parsed = parseCommand('tracing', argv, TRACING_FLAGS, commandUsage('tracing', TRACING_FLAGS), options)
+  if ('exit' in parsed) return parsed.exit
+  const o = parsed.value
   if (o.cpuProfDir) mkdirSync(o.cpuProfDir, { recursive: true })
   clockTicksPerSec()
   const profilesBefore = new Set(o.cpuProfDir ? readdirSync(o.cpuProfDir) : [])
