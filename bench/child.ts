@@ -296,3 +296,22 @@ export function median(xs: readonly number[]): number {
 
 export const fmt = (n: number, digits = 0): string =>
   Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a'
+
+/**
+ * The parent's side of the child protocol, in the child: calls `onCommand`
+ * for each non-empty line on stdin, and `onEnd` when stdin closes (the
+ * parent is gone: no orphan keeps a port and a core busy).
+ */
+export function onStdinCommands(onCommand: (cmd: string) => void, onEnd: () => void): void {
+  process.stdin.setEncoding('utf8')
+  let line = ''
+  process.stdin.on('data', (chunk: string) => {
+    line += chunk
+    for (let nl = line.indexOf('\n'); nl >= 0; nl = line.indexOf('\n')) {
+      const cmd = line.slice(0, nl).trim()
+      line = line.slice(nl + 1)
+      if (cmd !== '') onCommand(cmd)
+    }
+  })
+  process.stdin.on('end', onEnd)
+}

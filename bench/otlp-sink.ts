@@ -20,6 +20,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { gunzipSync } from 'node:zlib'
+import { onStdinCommands } from './child.js'
 import { num, parseFlags, str } from './cli-options.js'
 import { countJsonSpans, countProtobufSpans } from './otlp-count.js'
 
@@ -131,15 +132,7 @@ function exit(): void {
 
 process.on('SIGTERM', exit)
 process.on('SIGINT', exit)
-process.stdin.setEncoding('utf8')
-let line = ''
-process.stdin.on('data', (chunk: string) => {
-  line += chunk
-  for (let nl = line.indexOf('\n'); nl >= 0; nl = line.indexOf('\n')) {
-    const cmd = line.slice(0, nl).trim()
-    line = line.slice(nl + 1)
-    if (cmd === 'usage') report()
-    else if (cmd !== '') console.error(`otlp sink: unknown command "${cmd}"`)
-  }
-})
-process.stdin.on('end', exit)
+onStdinCommands((cmd) => {
+  if (cmd === 'usage') report()
+  else console.error(`otlp sink: unknown command "${cmd}"`)
+}, exit)

@@ -8,7 +8,8 @@
 import { connect, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { nineSpanFlow } from './flows/nine-span.js'
-import { decodeFrame, encodeFrame, type Frame, FrameReader, type Message, tv } from '../src/spop/index.js'
+import { decodeFrame, encodeFrame, type Frame, FrameReader, type Message } from '../src/spop/index.js'
+import { haproxyHello } from './spop-loadgen.js'
 import { clockTicksPerSec, guardChildren, JsonLineChild } from './child.js'
 import { bool, commandUsage, type FlagSpec, num, parseCommand } from './cli-options.js'
 import type { TracingAgentUsage } from './tracing-agent-process.js'
@@ -42,20 +43,8 @@ class Peer {
     const s = connect({ host: '127.0.0.1', port })
     await new Promise<void>((resolve, reject) => s.once('connect', resolve).once('error', reject))
     const p = new Peer(s)
-    s.write(
-      encodeFrame({
-        type: 'haproxy-hello',
-        flags: 1,
-        streamId: 0,
-        frameId: 0,
-        kv: [
-          { name: 'supported-versions', ...tv.string('2.0') },
-          { name: 'max-frame-size', ...tv.uint32(16380) },
-          { name: 'capabilities', ...tv.string('pipelining') },
-          { name: 'engine-id', ...tv.string('soak-engine') },
-        ],
-      }),
-    )
+    // One engine, as one HAProxy process: every connection shares its trees.
+    s.write(encodeFrame(haproxyHello(16380, 'soak-engine')))
     const hello = await p.next()
     if (hello.type !== 'agent-hello') throw new Error(`expected AGENT-HELLO, got ${hello.type}`)
     return p

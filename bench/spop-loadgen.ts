@@ -493,7 +493,8 @@ class LoadConnection {
   }
 }
 
-function haproxyHello(maxFrameSize: number): Frame {
+/** The HAPROXY-HELLO of HAProxy 2.x with pipelining (a random engine-id unless given). */
+export function haproxyHello(maxFrameSize: number, engineId: string = randomUUID()): Frame {
   return {
     type: 'haproxy-hello',
     flags: 1,
@@ -503,7 +504,7 @@ function haproxyHello(maxFrameSize: number): Frame {
       { name: 'supported-versions', type: DataType.STRING, value: '2.0' },
       { name: 'max-frame-size', type: DataType.UINT32, value: maxFrameSize },
       { name: 'capabilities', type: DataType.STRING, value: 'pipelining' },
-      { name: 'engine-id', type: DataType.STRING, value: randomUUID() },
+      { name: 'engine-id', type: DataType.STRING, value: engineId },
     ],
   }
 }

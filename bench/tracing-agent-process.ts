@@ -31,7 +31,7 @@ import { pino } from 'pino'
 import { type Config, DEFAULT_CONFIG, validateConfig } from '../src/config.js'
 import { EXPORTERS, type ExporterKind, type OtlpProtocol, PROTOCOLS } from '../src/export/config.js'
 import { startDaemon } from '../src/main.js'
-import { readRss, readThreadCpu } from './child.js'
+import { onStdinCommands, readRss, readThreadCpu } from './child.js'
 import { num, parseFlags, str } from './cli-options.js'
 
 export type ThreadRole = 'main' | 'worker' | 'other'
@@ -243,16 +243,11 @@ print({ type: 'listening', ...daemon.address })
 process.on('SIGUSR2', () => print(usage('usage')))
 process.on('SIGTERM', () => void close())
 process.on('SIGINT', () => void close())
-process.stdin.setEncoding('utf8')
-let line = ''
-process.stdin.on('data', (chunk: string) => {
-  line += chunk
-  for (let nl = line.indexOf('\n'); nl >= 0; nl = line.indexOf('\n')) {
-    const cmd = line.slice(0, nl).trim()
-    line = line.slice(nl + 1)
+onStdinCommands(
+  (cmd) => {
     if (cmd === 'usage') print(usage('usage'))
     else if (cmd === 'close') void close()
-    else if (cmd !== '') console.error(`tracing agent: unknown command "${cmd}"`)
-  }
-})
-process.stdin.on('end', () => void close())
+    else console.error(`tracing agent: unknown command "${cmd}"`)
+  },
+  () => void close(),
+)
