@@ -91,7 +91,9 @@ t.test("span times are HAProxy's: a backend taking 150 ms", { skip: bin === null
   const backendHttpStart = r.spans.get('Backend HTTP request')!.startTimeUnixNano
   const serverWait = Number(httpResponseStart - backendHttpStart) / 1e6
   t.ok(serverWait >= 150 && serverWait < 175, `from the request sent to the response headers: ${serverWait.toFixed(1)} ms`)
-  t.ok(ms(r.spans.get('TCP response')!) >= 150, `TCP response ${ms(r.spans.get('TCP response')!).toFixed(1)} ms`)
+  // on-tcp-response fires once the request is on its way: with HAProxy 2.6 at
+  // once, with 3.x a fraction of a millisecond later (149.8 ms seen on 3.2).
+  t.ok(ms(r.spans.get('TCP response')!) >= 148, `TCP response ${ms(r.spans.get('TCP response')!).toFixed(1)} ms`)
   t.ok(ms(r.spans.get('Server session')!) >= 150, `Server session ${ms(r.spans.get('Server session')!).toFixed(1)} ms`)
   t.ok(ms(r.spans.get('HAProxy session')!) < 200, 'the whole request, bounded')
 })
