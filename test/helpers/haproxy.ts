@@ -36,6 +36,14 @@ export function haproxyVersion(bin: string): string {
   return execFileSync(bin, ['-v'], { encoding: 'utf8' }).split('\n')[0] ?? ''
 }
 
+/** Whether `bin` is HAProxy major.minor or later ("HAProxy version 3.2.0-..."). */
+export function haproxyAtLeast(bin: string, major: number, minor: number): boolean {
+  const m = /version (\d+)\.(\d+)/.exec(haproxyVersion(bin))
+  if (m === null) return false
+  const [x, y] = [Number(m[1]), Number(m[2])]
+  return x > major || (x === major && y >= minor)
+}
+
 /** A free TCP port on 127.0.0.1 (bind to 0, read it, release it). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
