@@ -119,6 +119,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         for (let i = 0; i < cut; i++) await peer.notify(frames[i]!)
       } catch (e) {
         errors.push((e as Error).message)
+        break
       }
       if (cut < frames.length) abandoned++
       requests++
@@ -143,7 +144,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       samples.push(s)
       console.log(json ? JSON.stringify({ type: 'sample', ...s }) : `t=${s.t}s rss=${s.rssMb}MB heap=${s.heapMb}MB trees_open=${s.treesOpen} spans_open=${s.openSpans} exported=${s.exported} dropped=${s.dropped} reaped=${s.reaped} requests=${s.requests}`)
-    })
+    }, (e: unknown) => errors.push(`usage sample: ${(e as Error).message}`))
   }, sampleS * 1000)
   await Promise.all(peers.map(drive))
   clearInterval(sampler)
@@ -157,6 +158,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length)
   const firstRss = mean(after.slice(0, half).map((s) => s.rssMb))
   const lastRss = mean(after.slice(half).map((s) => s.rssMb))
+  const treesFirst = Math.max(0, ...after.slice(0, half).map((s) => s.treesOpen))
+  const treesLast = Math.max(0, ...after.slice(half).map((s) => s.treesOpen))
+  // Flat: the second half of the post-warm-up samples is no more than 10% above the first
+  // (RSS in mean, open trees in max), so a slow leak over minutes shows up as NOT flat.
+  const flat = half > 0 && lastRss <= firstRss * 1.1 && treesLast <= treesFirst * 1.1 + 10
   const summary = {
     type: 'summary',
     minutes,
@@ -172,7 +178,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     treesOpenLast: samples.at(-1)?.treesOpen ?? 0,
     reaped: samples.at(-1)?.reaped ?? 0,
     dropped: samples.at(-1)?.dropped ?? 0,
+    flat,
   }
   console.log(json ? JSON.stringify(summary) : `\nsummary: ${JSON.stringify(summary)}`)
-  return errors.length > 0 ? 1 : 0
+  if (!json) {
+    console.log(
+      half === 0
+        ? 'flatness: not judged (no samples after the warm-up; run longer or lower --warmup)'
+        : `flatness after ${warmupMin} min of warm-up: ${flat ? 'flat' : 'NOT flat'} (RSS ${Math.round(firstRss)} -> ${Math.round(lastRss)} MB, open trees at most ${treesFirst} -> ${treesLast})`,
+    )
+  }
+  return errors.length > 0 || (half > 0 && !flat) ? 1 : 0
 }
