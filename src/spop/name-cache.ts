@@ -3,7 +3,10 @@
 // time was a large share of the agent's CPU. A small direct-mapped cache keyed
 // by a hash of the bytes returns the same string for the same bytes, without
 // allocating. Bounded: 512 entries, names up to 32 bytes; a collision simply
-// replaces the entry. Values (unique ids, URLs) never go through it.
+// replaces the entry. Values go through it only for the argument names a
+// consumer registers with internValuesOf (span names after `span=`, tag keys
+// after `tag=`: names again, repeated on every request); unique ids and URLs
+// never do.
 
 import { utf8 } from './utf8.js'
 
@@ -37,4 +40,21 @@ export function internName(buf: Buffer, start: number, end: number): string {
   keys[slot] = Buffer.from(buf.subarray(start, end))
   strings[slot] = s
   return s
+}
+
+/** Argument names whose string values are interned too (see internValuesOf). */
+const valueNames = new Set<string>()
+
+/**
+ * Registers argument names whose string values are themselves names, the
+ * same on every request (the tracing grammar's `span=`, `child-of=`,
+ * `tag=`...): readNamedValue then interns those values like names. A hint
+ * for speed only: decoded values are equal either way.
+ */
+export function internValuesOf(names: Iterable<string>): void {
+  for (const n of names) valueNames.add(n)
+}
+
+export function internsValuesOf(name: string): boolean {
+  return valueNames.has(name)
 }

@@ -10,7 +10,7 @@
 import { BOOL_TRUE_FLAG, DataType } from './constants.js'
 import { invalid } from './errors.js'
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from './ip-address.js'
-import { internName } from './name-cache.js'
+import { internName, internsValuesOf } from './name-cache.js'
 import { readBytes, readFixed, readLength, readU8 } from './reader.js'
 import { utf8 } from './utf8.js'
 import { type Cursor, readVarint, toSigned64, toUnsigned64, type Uint64 } from './varint.js'
@@ -99,6 +99,12 @@ export function readNamedValue(c: Cursor): NamedValue {
   const name = internName(c.buf, start, c.pos)
   const typeByte = readU8(c)
   const type = typeByte & 0x0f
+  if (type === DataType.STRING && internsValuesOf(name)) {
+    const vlen = readLength(c, 'string')
+    const vstart = c.pos
+    c.pos += vlen
+    return { name, type, value: internName(c.buf, vstart, c.pos) }
+  }
   return { name, type, value: readValue(c, type, typeByte) } as NamedValue
 }
 

@@ -15,13 +15,28 @@
 // it starts exists, as in the C agent, so all of a message's events share one
 // timestamp. Mistakes cost the argument, not the message: each is counted.
 
-import { type Action, DataType, type Message, type NamedValue, setVar, tv, type TypedValue, VarScope } from '../spop/index.js'
+import {
+  type Action,
+  DataType,
+  internValuesOf,
+  type Message,
+  type NamedValue,
+  setVar,
+  tv,
+  type TypedValue,
+  VarScope,
+} from '../spop/index.js'
 import { type Carrier, type SpanContext, extract, inject } from './propagation.js'
 import { buildCompact, readCompact } from './compact.js'
 import type { OpenSpan, Trace } from './trace.js'
 import { bump } from '../util/counters.js'
 import type { TraceStore } from './trace-store.js'
 import { valuesToAttribute, valuesToString, valueToString } from './values.js'
+
+// The values of these arguments are names (of spans, tags, baggage items,
+// events), the same on every request: the decoder interns them like
+// argument names instead of decoding a new string each time.
+internValuesOf(['span', 'child-of', 'follows-from', 'tag', 'baggage', 'log', 'finish', 'inject'])
 
 const enum Item {
   NONE,

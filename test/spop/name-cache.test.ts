@@ -1,5 +1,6 @@
 import t from 'tap'
-import { internName } from '../../src/spop/name-cache.js'
+import { internName, internValuesOf } from '../../src/spop/name-cache.js'
+import { cursor, DataType, type NamedValue, readNamedValue, Status, tv, Writer, writeTypedData } from '../../src/spop/index.js'
 
 const name = (s: string) => {
   const b = Buffer.concat([Buffer.from('..'), Buffer.from(s), Buffer.from('..')])
@@ -37,4 +38,30 @@ t.test('the cache keeps a copy: later changes to the frame buffer do not leak in
   b.write('tog')
   t.equal(internName(b, 0, 3), 'tog')
   t.equal(name('tag'), 'tag')
+})
+
+t.test('values of registered argument names are interned, and decode the same', async (t) => {
+  internValuesOf(['test-span'])
+  const encode = (args: NamedValue[]): Buffer => {
+    const w = new Writer(256)
+    for (const a of args) {
+      w.rawString(a.name)
+      writeTypedData(w, a)
+    }
+    return Buffer.from(w.take())
+  }
+  const args: NamedValue[] = [
+    { name: 'test-span', ...tv.string('HAProxy session') },
+    { name: 'test-span', ...tv.string('é'.repeat(40)) }, // long: decoded, not cached
+    { name: 'test-span', ...tv.int64(7) }, // not a string: untouched
+    { name: 'other', ...tv.string('HAProxy session') },
+  ]
+  for (let round = 0; round < 3; round++) {
+    const buf = encode(args)
+    const c = cursor(buf, 0, buf.length)
+    t.same(args.map(() => readNamedValue(c)), args, `round ${round}`)
+  }
+  // A registered name with a length running past the buffer is the same typed error.
+  const bad = Buffer.from([9, ...Buffer.from('test-span'), DataType.STRING, 50, 0x41])
+  t.throws(() => readNamedValue(cursor(bad, 0, bad.length)), { name: 'SpopError', status: Status.INVALID })
 })
