@@ -3,7 +3,7 @@
 // agent under test, the OTLP sink), stopped by PID; the machine's busy time
 // from /proc/stat; per-thread CPU from /proc/self/task. Every wait is bounded.
 //
-// Child protocol: one JSON object per stdout line. {"type":"listening","port":N}
+// Child protocol: one JSON object per stdout line. {"type":"listening","port":N} (or "path":P)
 // once, when it accepts connections; then one reply line per command line
 // written to its stdin, in order (the reply's `type` names the command's
 // answer). Lines that are not JSON are passed on to stderr.
@@ -75,8 +75,10 @@ export class JsonLineChild {
   private constructor(
     readonly name: string,
     readonly proc: ChildProcess,
-    /** The port from the "listening" line. */
+    /** The port from the "listening" line (0 for a unix socket). */
     readonly port: number,
+    /** The unix socket path from the "listening" line, if it listens on one. */
+    readonly path: string | null = null,
   ) {
     this.exit = new Promise((resolve) => {
       if (proc.exitCode !== null || proc.signalCode !== null) resolve()
@@ -121,9 +123,9 @@ export class JsonLineChild {
           console.error(`${o.name}: ${line}`)
           return
         }
-        if (msg.type === 'listening' && child === null && typeof msg.port === 'number') {
+        if (msg.type === 'listening' && child === null && (typeof msg.port === 'number' || typeof msg.path === 'string')) {
           clearTimeout(timer)
-          child = new JsonLineChild(o.name, proc, msg.port)
+          child = new JsonLineChild(o.name, proc, typeof msg.port === 'number' ? msg.port : 0, typeof msg.path === 'string' ? msg.path : null)
           resolve(child)
         } else if (child !== null) {
           const i = child.waiters.findIndex((w) => w.type === msg.type)

@@ -110,9 +110,10 @@ export const WRK_FLAGS: FlagSpec = {
   agent: {
     kind: 'string',
     help:
-      "another SPOE agent instead of ours: a shell command; {port} becomes its SPOP port, {otlp} the sink's " +
-      'traces URL (OTEL_EXPORTER_OTLP_ENDPOINT is set to the sink too)',
+      "another SPOE agent instead of ours: a shell command; {port} becomes its SPOP port ({unix} its socket " +
+      "path with --unix), {otlp} the sink's traces URL (OTEL_EXPORTER_OTLP_ENDPOINT is set to the sink too)",
   },
+  unix: { kind: 'boolean', help: 'HAProxy reaches the agent over a unix socket instead of TCP on 127.0.0.1' },
   workers: { kind: 'number', help: 'our agent: export worker threads (default 1)' },
   protocol: { kind: 'string', help: 'our agent: http/protobuf or http/json (default http/protobuf)' },
   'spoa-timeout': { kind: 'string', help: "HAProxy's SPOE `timeout processing` (SPOA_TIMEOUT_PROCESSING; default spoe.cfg's 500ms)" },
@@ -131,6 +132,7 @@ interface Options {
   threads: number
   timeoutS: number
   agentCommand: string | undefined
+  unix: boolean
   workers: number
   protocol: 'http/protobuf' | 'http/json'
   spoaTimeout: string | undefined
@@ -208,8 +210,10 @@ function options(v: FlagValues): Options {
   const threads = num(v, 'threads', 1, 1)
   if (threads > connections) throw new UsageError('--threads must not exceed --connections (wrk needs a connection per thread)')
   const agentCommand = str(v, 'agent')
-  if (agentCommand !== undefined && !agentCommand.includes('{port}')) {
-    throw new UsageError('--agent: the command must contain {port}, where the harness puts the SPOP port')
+  const unix = bool(v, 'unix')
+  const slot = unix ? '{unix}' : '{port}'
+  if (agentCommand !== undefined && !agentCommand.includes(slot)) {
+    throw new UsageError(`--agent: the command must contain ${slot}, where the harness puts the SPOP ${unix ? 'socket path' : 'port'}`)
   }
   const prof = str(v, 'cpu-prof')
   if (prof !== undefined && agentCommand !== undefined) throw new UsageError('--cpu-prof profiles our agent, not an --agent command')
@@ -225,6 +229,7 @@ function options(v: FlagValues): Options {
     threads,
     timeoutS: num(v, 'timeout', 2, 1),
     agentCommand,
+    unix,
     workers: num(v, 'workers', 1, 1),
     protocol,
     spoaTimeout: str(v, 'spoa-timeout'),
@@ -431,14 +436,18 @@ async function drain(r: Running, expected: number): Promise<{ ok: boolean; ms: n
   }
 }
 
-async function startAgent(ctx: Context, r: Running, mode: string): Promise<number> {
+/** Starts the sink and the agent; returns the agent's address in HAProxy's syntax. */
+async function startAgent(ctx: Context, r: Running, mode: string, round: number): Promise<string> {
   const o = ctx.o
   r.sink = await JsonLineChild.start({ name: 'the OTLP sink', script: SINK_SCRIPT })
   const base = `http://127.0.0.1:${r.sink.port}`
   const traces = `${base}/v1/traces`
+  const unix = o.unix ? join(ctx.tmp, `agent-${mode}-${round}.sock`) : null
   if (o.agentCommand !== undefined) {
-    const port = await freePort()
-    const command = o.agentCommand.replaceAll('{port}', String(port)).replaceAll('{otlp}', traces)
+    const port = unix ?? (await freePort())
+    const command = o.agentCommand
+      .replaceAll(unix !== null ? '{unix}' : '{port}', String(port))
+      .replaceAll('{otlp}', traces)
     const p = spawnTracked({
       name: `the agent (${command})`,
       command: '/bin/sh',
@@ -453,14 +462,14 @@ async function startAgent(ctx: Context, r: Running, mode: string): Promise<numbe
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${p.output()}`)
     }
-    return port
+    return unix !== null ? `unix@${unix}` : `127.0.0.1:${port}`
   }
   const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []
   r.agent = await JsonLineChild.start({
     name: `the tracing agent (${mode})`,
     script: AGENT_SCRIPT,
     args: [
-      '--host', '127.0.0.1', '--port', '0',
+      ...(unix !== null ? ['--unix', unix] : ['--host', '127.0.0.1', '--port', '0']),
       '--exporter', 'otlp',
       '--protocol', o.protocol,
       '--endpoint', traces,
@@ -470,7 +479,7 @@ async function startAgent(ctx: Context, r: Running, mode: string): Promise<numbe
     nodeArgs: [...o.nodeArgs, ...prof, '--require', THREAD_TAG_SCRIPT],
     timeoutMs: 30_000,
   })
-  return r.agent.port
+  return unix !== null ? `unix@${unix}` : `127.0.0.1:${r.agent.port}`
 }
 
 async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRunResult> {
@@ -483,12 +492,12 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
   try {
     const env: Record<string, string> = {}
     if (spoe) {
-      const agentPort = await startAgent(ctx, r, mode)
+      const agentAddr = await startAgent(ctx, r, mode, round)
       env.SPOE_CONF = spoe.path
       env.SPOE_ENGINE = spoe.engine
       // A variable nothing sets, when the SPOE file sets none: errors are then not observable.
       env.SPOE_ERR_VAR = spoe.errVar ?? 'txn.bench.never_set'
-      env.AGENT_ADDR = `127.0.0.1:${agentPort}`
+      env.AGENT_ADDR = agentAddr
       if (o.spoaTimeout !== undefined) env.SPOA_TIMEOUT_PROCESSING = o.spoaTimeout
       if (def.profile !== undefined) env.BENCH_PROFILE = def.profile
     }
@@ -764,7 +773,8 @@ function describe(ctx: Context): string {
   const agent = o.agentCommand
     ? `agent: ${o.agentCommand}`
     : `agent: ours (the daemon in bench/tracing-agent-process.ts), OTLP ${o.protocol}, ${o.workers} export worker(s)` +
-      (o.nodeArgs.length > 0 ? `, node ${o.nodeArgs.join(' ')}` : '')
+      (o.nodeArgs.length > 0 ? `, node ${o.nodeArgs.join(' ')}` : '') +
+      (o.unix ? ', over a unix socket' : ', over TCP on 127.0.0.1')
   return [
     `wrk through HAProxy: ${o.ab ? `A/B ${o.modes.join(' vs ')}, ${o.rounds} round(s) alternating` : `mode ${o.modes[0]}, ${o.rounds} run(s)`}; ` +
       `wrk -t${o.threads} -c${o.connections} -d${o.durationS}s --latency after a ${o.warmupS} s warm-up; ` +

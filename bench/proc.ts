@@ -137,12 +137,16 @@ export function spawnTracked(o: SpawnTracked): Proc {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-/** Resolves once 127.0.0.1:port accepts a TCP connection; rejects after `ms`, or when `alive()` turns false. */
-export async function waitForPort(port: number, ms: number, alive: () => boolean = () => true, what = 'it'): Promise<void> {
+/**
+ * Resolves once 127.0.0.1:port (or the unix socket at that path) accepts a
+ * connection; rejects after `ms`, or when `alive()` turns false.
+ */
+export async function waitForPort(port: number | string, ms: number, alive: () => boolean = () => true, what = 'it'): Promise<void> {
   const deadline = Date.now() + ms
+  const where = typeof port === 'string' ? port : `127.0.0.1:${port}`
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port })
+      const s = typeof port === 'string' ? connect({ path: port }) : connect({ host: '127.0.0.1', port })
       s.setTimeout(1000, () => {
         s.destroy()
         resolve(false)
@@ -154,8 +158,8 @@ export async function waitForPort(port: number, ms: number, alive: () => boolean
       s.once('error', () => resolve(false))
     })
     if (ok) return
-    if (!alive()) throw new Error(`${what} exited before listening on 127.0.0.1:${port}`)
-    if (Date.now() > deadline) throw new Error(`${what}: nothing listening on 127.0.0.1:${port} after ${ms} ms`)
+    if (!alive()) throw new Error(`${what} exited before listening on ${where}`)
+    if (Date.now() > deadline) throw new Error(`${what}: nothing listening on ${where} after ${ms} ms`)
     await sleep(50)
   }
 }

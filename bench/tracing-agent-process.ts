@@ -22,7 +22,7 @@
 // closing (the parent died: no orphan keeps the port and a core busy).
 //
 // Usage: node --require dist/bench/thread-tag.cjs dist/bench/tracing-agent-process.js
-//          [--host 127.0.0.1] [--port 0] [--exporter otlp|none|file|console]
+//          [--host 127.0.0.1] [--port 0 | --unix PATH] [--exporter otlp|none|file|console]
 //          [--protocol http/protobuf|http/json] [--endpoint URL] [--workers N]
 //          [--batch N] [--queue N] [--delay MS] [--concurrency N] [--clk-tck N]
 
@@ -105,6 +105,7 @@ const THREAD_TAG_CHANNEL = 'spoa-tracer-bench-thread-tag'
 const flags = parseFlags(process.argv.slice(2), {
   host: { kind: 'string', help: 'address to listen on' },
   port: { kind: 'number', help: 'port (0: any free one)' },
+  unix: { kind: 'string', help: 'listen on this unix socket instead' },
   exporter: { kind: 'string', help: `${EXPORTERS.join('|')}` },
   protocol: { kind: 'string', help: `${PROTOCOLS.join('|')}` },
   endpoint: { kind: 'string', help: 'OTLP traces URL' },
@@ -124,7 +125,10 @@ if (!(PROTOCOLS as readonly string[]).includes(protocol)) throw new Error(`--pro
 const d = DEFAULT_CONFIG.export
 const config: Config = validateConfig({
   ...DEFAULT_CONFIG,
-  listen: { host: str(flags, 'host') ?? '127.0.0.1', port: num(flags, 'port', 0) },
+  listen: (() => {
+    const unix = str(flags, 'unix')
+    return unix !== undefined ? { path: unix } : { host: str(flags, 'host') ?? '127.0.0.1', port: num(flags, 'port', 0) }
+  })(),
   monitorIntervalMs: 0,
   export: {
     ...d,
