@@ -12,14 +12,28 @@ import { ExportStats } from './export/stats.js'
 import { MetricsServer } from './metrics/server.js'
 import { type Clock, SystemClock } from './tracing/clock.js'
 import { TraceStore } from './tracing/trace-store.js'
-import { createTracingHandler } from './tracing/tracing-handler.js'
+import { createTracingHandler, type TracingHandler } from './tracing/tracing-handler.js'
 import { VERSION } from './version.js'
+
+/**
+ * NOTIFYs answered but not yet applied wait at most this long, or until this
+ * many wait. Long enough to batch a few thousand NOTIFYs a second, short
+ * against the reaper's idle timeout and the export delay; a full batch of
+ * the 9-span flow's NOTIFYs is about a millisecond of work, the longest the
+ * event loop (and so other connections' ACKs) waits for it.
+ */
+const TRACE_BATCH_DELAY_MS = 10
+const TRACE_BATCH_MAX = 256
+/** ...or NOTIFYs decoded from this many frame bytes: what waiting may hold, whatever the frame size. */
+const TRACE_BATCH_MAX_BYTES = 1 << 20
 
 export interface Daemon {
   readonly config: Config
   readonly address: ListenAddress
   readonly agent: AgentServer
   readonly store: TraceStore
+  /** NOTIFYs answered and waiting to be applied; drain() applies them now. */
+  readonly tracing: TracingHandler
   readonly exportStats: ExportStats
   readonly pool: ExportPool | null
   /** Where /metrics, /healthz and /readyz are served (the bound port), or null when off. */
@@ -28,7 +42,12 @@ export interface Daemon {
   close(): Promise<void>
 }
 
-export async function startDaemon(config: Config, logger: Logger, opts: { clock?: Clock } = {}): Promise<Daemon> {
+export async function startDaemon(
+  config: Config,
+  logger: Logger,
+  /** For tests: a manual clock; a longer batch delay (to see NOTIFYs waiting). */
+  opts: { clock?: Clock; traceBatchDelayMs?: number } = {},
+): Promise<Daemon> {
   const clock = opts.clock ?? new SystemClock()
   const exportStats = new ExportStats()
   const pool =
@@ -56,7 +75,15 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
     propagators: config.tracing.propagators,
     logger: logger.child({ component: 'tracing' }),
   })
-  let handler: NotifyHandler = createTracingHandler(store, clock)
+  // Answer first, trace in batches: see tracing-handler.ts. `agent` is
+  // assigned below, before any NOTIFY can arrive.
+  const tracing = createTracingHandler(store, clock, {
+    delayMs: opts.traceBatchDelayMs ?? TRACE_BATCH_DELAY_MS,
+    maxPending: TRACE_BATCH_MAX,
+    maxPendingBytes: TRACE_BATCH_MAX_BYTES,
+    onError: (err) => agent.handlerFailed(err),
+  })
+  let handler: NotifyHandler = tracing.handle
   if (config.processingDelayMs > 0) handler = delayed(handler, config.processingDelayMs)
 
   const agent = new AgentServer({
@@ -110,6 +137,7 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
       const left = (): number => Math.max(0, deadline - Date.now())
       await agent.close(Math.min(3000, left() / 3))
       clearInterval(reaper)
+      tracing.drain() // NOTIFYs already answered are traced before the open trees end
       const ended = store.endAll(clock.nowUs())
       if (ended > 0) logger.info({ trees: ended }, 'open span trees ended at shutdown, marked incomplete')
       await queue.drain(Math.max(0, left() - 500))
@@ -123,7 +151,7 @@ export async function startDaemon(config: Config, logger: Logger, opts: { clock?
       )
     })().finally(() => metrics?.close()))
 
-  return { config, address, agent, store, exportStats, pool, metricsAddress: metrics?.address ?? null, close }
+  return { config, address, agent, store, tracing, exportStats, pool, metricsAddress: metrics?.address ?? null, close }
 }
 
 /** -t/--processing-delay: answer each NOTIFY only after a delay (to test HAProxy's timeouts). */

@@ -167,7 +167,7 @@ export class Connection {
     this.lastFrameAt = Date.now()
     if (f.type === 'notify' && this.state === 'ready') {
       if (this.frag !== null) throw interlaced(this.frag, f)
-      this.dispatch(f.messages, f.streamId, f.frameId)
+      this.dispatch(f.messages, f.streamId, f.frameId, body.length)
       return
     }
     bump(this.stats.framesIn, f.type)
@@ -218,13 +218,13 @@ export class Connection {
     )
   }
 
-  private dispatch(messages: Message[], streamId: Uint64, frameId: Uint64): void {
+  private dispatch(messages: Message[], streamId: Uint64, frameId: Uint64, size: number): void {
     const stats = this.stats
     stats.notifyReceived++
     stats.messagesReceived += messages.length
     let out: Action[] | Promise<Action[]>
     try {
-      out = this.handler(messages, { engineId: this.engineId, streamId, frameId })
+      out = this.handler(messages, { engineId: this.engineId, streamId, frameId, size })
     } catch (err) {
       this.handlerFailed(err)
       out = NO_ACTIONS
@@ -299,7 +299,7 @@ export class Connection {
     if (!isFin(f)) return
     this.frag = null
     const payload = Buffer.concat(frag.parts, frag.size)
-    this.dispatch(readMessages(cursor(payload)), frag.streamId, frag.frameId)
+    this.dispatch(readMessages(cursor(payload)), frag.streamId, frag.frameId, frag.size)
   }
 
   private appendFragment(payload: Buffer): void {

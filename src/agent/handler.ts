@@ -9,6 +9,8 @@ export interface NotifyContext {
   readonly engineId: string | null
   readonly streamId: Uint64
   readonly frameId: Uint64
+  /** Bytes of the frame (all its fragments) the messages were decoded from: what holding them costs, roughly. */
+  readonly size: number
 }
 
 /**

@@ -142,6 +142,17 @@ export class AgentServer {
     void conn.closed.then(() => this.conns.delete(conn))
   }
 
+  /**
+   * For work a handler does after its ACK left (the tracing handler's
+   * batches): a failure there is counted and logged like a handler that threw.
+   */
+  handlerFailed(err: unknown): void {
+    this.stats.handlerErrors++
+    const suppressed = this.limiter.allow('handler-error')
+    if (suppressed < 0) return
+    this.opts.logger.error(suppressed > 0 ? { err, suppressed } : { err }, 'NOTIFY handler failed after its ACK')
+  }
+
   private readonly checkTimeouts = (): void => {
     const now = Date.now()
     for (const c of this.conns) c.checkTimeouts(now, this.timeouts)

@@ -1,24 +1,113 @@
-// The NotifyHandler that turns SPOE messages into span trees. Synchronous:
-// it updates in-memory trees and returns at once, so the ACK never waits for
-// anything; completed trees leave through the SpanSink.
+// The NotifyHandler that turns SPOE messages into span trees. It never waits
+// on anything: trees live in memory and completed ones leave through the
+// SpanSink.
+//
+// Answer first, trace in batches (the daemon's mode): a NOTIFY whose messages
+// ask for no context (no inject= argument) gets its empty ACK at once and its
+// messages wait, with the time they arrived, to be applied together every few
+// milliseconds. Why: at a few thousand NOTIFYs a second the agent wakes for
+// each one with cold caches, and the span work costs several times what it
+// costs in a batch (measured in docs/BENCHMARKS.md); HAProxy also gets its
+// ACK before that work instead of after it. A NOTIFY with inject= is
+// answered from the span state: it first applies everything waiting before
+// it, in arrival order, then itself, so a request's events are applied in
+// the order they came whichever way they were answered.
 
-import type { NotifyHandler } from '../agent/index.js'
-import type { Action } from '../spop/index.js'
+import type { NotifyContext } from '../agent/index.js'
+import type { Action, Message } from '../spop/index.js'
 import type { Clock } from './clock.js'
 import { GrammarInterpreter } from './grammar.js'
 import type { TraceStore } from './trace-store.js'
 
 const NO_ACTIONS: Action[] = []
 
-export function createTracingHandler(store: TraceStore, clock: Clock): NotifyHandler {
+export interface BatchOptions {
+  /** How long the first waiting NOTIFY may wait. */
+  delayMs: number
+  /** This many waiting NOTIFYs are applied at once, whatever the delay. */
+  maxPending: number
+  /** So are waiting NOTIFYs from this many frame bytes (fragmented ones can be large). */
+  maxPendingBytes: number
+  /** A batched NOTIFY whose application threw (a bug): its ACK is long gone, so it can only be reported. */
+  onError: (err: unknown) => void
+}
+
+export interface TracingHandler {
+  /** A NotifyHandler that always answers synchronously. */
+  readonly handle: (messages: Message[], ctx: NotifyContext) => Action[]
+  /** Applies every waiting NOTIFY now (shutdown: before the open trees are ended). */
+  drain(): void
+  /** NOTIFY frames waiting to be applied. */
+  readonly pending: number
+}
+
+interface Waiting {
+  engineId: string | null
+  messages: Message[]
+  nowUs: number
+}
+
+/** Without `batch`, every NOTIFY is applied before its ACK (tests, and the grammar's own semantics). */
+export function createTracingHandler(store: TraceStore, clock: Clock, batch?: BatchOptions): TracingHandler {
   const interpreter = new GrammarInterpreter(store)
   // Most NOTIFYs inject nothing: actions collect in a reused scratch list and
   // only a NOTIFY that has some gets a list of its own.
   const scratch: Action[] = []
-  return (messages, ctx) => {
-    const now = clock.nowUs()
+  let waiting: Waiting[] = []
+  let waitingBytes = 0
+  let timer: NodeJS.Timeout | null = null
+
+  const apply = (engineId: string | null, messages: Message[], nowUs: number, out: Action[]): void => {
+    for (let i = 0; i < messages.length; i++) interpreter.apply(engineId, messages[i]!, nowUs, out)
+  }
+
+  const drain = (): void => {
+    if (timer !== null) clearTimeout(timer)
+    timer = null
+    // Taken first: a NOTIFY that throws must neither be applied twice nor stop the ones after it.
+    const list = waiting
+    waiting = []
+    waitingBytes = 0
+    for (let i = 0; i < list.length; i++) {
+      const w = list[i]!
+      try {
+        apply(w.engineId, w.messages, w.nowUs, scratch)
+      } catch (err) {
+        batch?.onError(err)
+      }
+    }
     scratch.length = 0
-    for (let i = 0; i < messages.length; i++) interpreter.apply(ctx.engineId, messages[i]!, now, scratch)
+  }
+
+  const handle = (messages: Message[], ctx: NotifyContext): Action[] => {
+    const nowUs = clock.nowUs()
+    if (batch !== undefined && !asksForContext(messages)) {
+      waiting.push({ engineId: ctx.engineId, messages, nowUs })
+      waitingBytes += ctx.size
+      if (waiting.length >= batch.maxPending || waitingBytes >= batch.maxPendingBytes) drain()
+      else timer ??= setTimeout(drain, batch.delayMs)
+      return NO_ACTIONS
+    }
+    if (waiting.length > 0) drain()
+    scratch.length = 0
+    apply(ctx.engineId, messages, nowUs, scratch)
     return scratch.length === 0 ? NO_ACTIONS : scratch.splice(0)
   }
+
+  return {
+    handle,
+    drain,
+    get pending() {
+      return waiting.length
+    },
+  }
+}
+
+/** Whether any message has an inject= argument: only those put actions in the ACK. */
+function asksForContext(messages: Message[]): boolean {
+  for (let i = 0; i < messages.length; i++) {
+    const args = messages[i]!.args
+    for (let j = 1; j < args.length; j++) if (args[j]!.name === 'inject') return true
+  }
+  return false
 }

@@ -114,7 +114,7 @@ t.test('NOTIFY -> handler -> ACK with the actions, ids echoed', async (t) => {
   t.same(seen, [
     {
       messages: [{ name: 'check', args: [{ name: 'ip', ...tv.string('x') }] }],
-      ctx: { engineId: 'eng-1', streamId: 0, frameId: 1 },
+      ctx: { engineId: 'eng-1', streamId: 0, frameId: 1, size: 20 }, // the frame's bytes after its length
     },
   ])
   t.equal(server.stats.notifyReceived, 1)

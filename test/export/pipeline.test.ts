@@ -111,6 +111,8 @@ t.test('daemon: shutdown flushes every span, open trees marked incomplete', asyn
       export: { ...DEFAULT_EXPORT_CONFIG, endpoint: receiver.tracesUrl, scheduledDelayMs: 60_000 },
     },
     silentLogger(),
+    // NOTIFYs answered but not yet applied must be applied before the open trees end.
+    { traceBatchDelayMs: 60_000 },
   )
   const h = await FakeHaproxy.connect(daemon.address)
   await h.hello()
