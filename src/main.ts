@@ -18,12 +18,14 @@ import { VERSION } from './version.js'
 /**
  * NOTIFYs answered but not yet applied wait at most this long, or until this
  * many wait. Long enough to batch a few thousand NOTIFYs a second, short
- * against the reaper's idle timeout and the export delay; a full batch of
- * the 9-span flow's NOTIFYs is about a millisecond of work, the longest the
- * event loop (and so other connections' ACKs) waits for it.
+ * against the reaper's idle timeout and the export delay. 64, not more:
+ * batches of 256 saved no more CPU, but the decoded messages they keep
+ * alive across a young-generation GC made V8 grow it, +30 MB of RSS
+ * (docs/BENCHMARKS.md); a batch of 64 is also well under a millisecond of
+ * work, the longest other connections' ACKs wait for it.
  */
 const TRACE_BATCH_DELAY_MS = 10
-const TRACE_BATCH_MAX = 256
+const TRACE_BATCH_MAX = 64
 /** ...or NOTIFYs decoded from this many frame bytes: what waiting may hold, whatever the frame size. */
 const TRACE_BATCH_MAX_BYTES = 1 << 20
 
