@@ -128,7 +128,10 @@ export async function startDaemon(
     await pool?.shutdown(1000)
     throw err
   }
-  const reaper = setInterval(() => store.reap(clock.nowUs()), 1000)
+  const reaper = setInterval(() => {
+    tracing.drain() // a tree's newest event may be waiting: the reaper must see it
+    store.reap(clock.nowUs())
+  }, 1000)
   reaper.unref()
 
   let closing: Promise<void> | null = null

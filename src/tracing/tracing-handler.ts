@@ -6,9 +6,10 @@
 // ask for no context (no inject= argument) gets its empty ACK at once and its
 // messages wait, with the time they arrived, to be applied together every few
 // milliseconds. Why: at a few thousand NOTIFYs a second the agent wakes for
-// each one with cold caches, and the span work costs several times what it
-// costs in a batch (measured in docs/BENCHMARKS.md); HAProxy also gets its
-// ACK before that work instead of after it. A NOTIFY with inject= is
+// each one with cold caches, and the span work costs more one NOTIFY at a
+// time than in a run of them (the compact profile: 15% less agent CPU per
+// request, docs/BENCHMARKS.md); HAProxy also gets its ACK before that work
+// instead of after it. A NOTIFY with inject= is
 // answered from the span state: it first applies everything waiting before
 // it, in arrival order, then itself, so a request's events are applied in
 // the order they came whichever way they were answered.
