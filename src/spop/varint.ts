@@ -99,14 +99,17 @@ export function readVarint(c: Cursor): Uint64 {
     c.pos = pos
     return b0
   }
-  // Up to 7 bytes the sum stays below 2^48, exact in a double.
+  // Up to 8 bytes (53 bits: dates in microseconds take 8) the terms are
+  // positive integers, so a sum that ends at most 2^53 - 1 was exact all the
+  // way in a double; a larger one is re-read in BigInt.
   let v = b0
   let scale = 16 // 2^4
-  for (let i = 1; i < 7; i++) {
+  for (let i = 1; i < 8; i++) {
     if (pos >= end) throw truncated('varint')
     const b = buf[pos++]!
     v += b * scale
     if (b < 128) {
+      if (v > Number.MAX_SAFE_INTEGER) break
       c.pos = pos
       return v
     }

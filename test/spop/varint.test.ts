@@ -54,6 +54,22 @@ t.test('2^53 and above decode as bigint, below as number', async (t) => {
   t.equal(decode(encode(2n ** 53n)), 2n ** 53n)
 })
 
+t.test('8-byte varints (dates in microseconds): numbers up to 2^53 - 1, exact, then bigint', async (t) => {
+  const values: Array<number | bigint> = [2 ** 46 - 1, 2 ** 46, 2 ** 47 + 12345, 1_763_780_123_456_789, 2 ** 53 - 2, 2 ** 53 - 1, 2n ** 53n, 2n ** 53n + 1n, 2n ** 55n - 1n]
+  // Around the 7/8/9-byte boundaries and 2^53, where the double sum must stop.
+  for (let k = -300; k <= 300; k++) values.push(BigInt(2 ** 53) + BigInt(k * 977))
+  for (const v of values) {
+    const n = BigInt(v)
+    const back = decode(encode(n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n))
+    if (typeof back !== (n <= BigInt(Number.MAX_SAFE_INTEGER) ? 'number' : 'bigint') || BigInt(back) !== n) {
+      t.fail(`${n} decoded as ${typeof back} ${back}`)
+      return
+    }
+  }
+  t.pass(`${values.length} values decode exactly, with the right JS type`)
+  t.equal(varintLength(1_763_780_123_456_789), 8, 'a date in microseconds takes 8 bytes')
+})
+
 t.test('negative int64 values: two-complement, 10 bytes', async (t) => {
   t.equal(encode(toUnsigned64(-1)).toString('hex'), 'fff0fefefefefefefe0e', '-1 as sent by HAProxy for int(-1)')
   t.equal(encode(toUnsigned64(-5)).toString('hex'), 'fbf0fefefefefefefe0e', '-5 as accepted by HAProxy')
