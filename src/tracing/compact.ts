@@ -47,6 +47,8 @@ function num(v: NamedValue): number {
   return Number.NaN
 }
 
+const text = (v: NamedValue): string => (v.type === DataType.NULL ? '' : valueToString(v))
+
 /** Reads the arguments of a compact message (after id=). Unknown names are ignored. */
 export function readCompact(args: readonly NamedValue[]): CompactFields {
   const f: CompactFields = {
@@ -74,16 +76,16 @@ export function readCompact(args: readonly NamedValue[]): CompactFields {
       continue
     }
     tag = null
-    const str = a.type === DataType.NULL ? '' : valueToString(a)
+    // Strings only where a string is kept: start and end are 16-digit integers.
     switch (a.name) {
       case 'compact':
-        f.traceparent = str
+        f.traceparent = text(a)
         break
       case 'parent':
-        f.parent = str.toLowerCase()
+        f.parent = text(a).toLowerCase()
         break
       case 'tracestate':
-        f.tracestate = str
+        f.tracestate = text(a)
         break
       case 'start':
         f.startUs = num(a)
@@ -92,34 +94,34 @@ export function readCompact(args: readonly NamedValue[]): CompactFields {
         f.endUs = num(a)
         break
       case 'timers':
-        f.timers = str
+        f.timers = text(a)
         break
       case 'method':
-        f.method = str
+        f.method = text(a)
         break
       case 'url':
-        f.url = str
+        f.url = text(a)
         break
       case 'host':
-        f.host = str
+        f.host = text(a)
         break
       case 'status':
         f.status = num(a) || 0
         break
       case 'frontend':
-        f.frontend = str
+        f.frontend = text(a)
         break
       case 'backend':
-        f.backend = str
+        f.backend = text(a)
         break
       case 'server':
-        f.server = str
+        f.server = text(a)
         break
       case 'client':
-        f.client = str
+        f.client = text(a)
         break
       case 'tag':
-        tag = [str, []]
+        tag = [text(a), []]
         f.tags.push(tag)
         break
     }

@@ -42,6 +42,27 @@ type Parsed = SpanContext | string // a context, or the reason it is invalid
  * version 00 must have exactly four fields. Uppercase hex is invalid.
  */
 export function parseTraceparent(header: string, tracestate = ''): Parsed {
+  // The common case, version 00 exactly as sent, checked without splitting
+  // or regular expressions (every compact message has one); anything else,
+  // valid or not, takes the general path below, which names the reason.
+  if (
+    header.length === 55 &&
+    header.charCodeAt(0) === 48 && // '0'
+    header.charCodeAt(1) === 48 &&
+    header.charCodeAt(2) === 45 && // '-'
+    header.charCodeAt(35) === 45 &&
+    header.charCodeAt(52) === 45 &&
+    lowerHex(header, 3, 35) &&
+    lowerHex(header, 36, 52) &&
+    lowerHex(header, 53, 55)
+  ) {
+    const traceId = header.slice(3, 35)
+    const spanId = header.slice(36, 52)
+    if (traceId !== ZERO32 && spanId !== ZERO16) {
+      const flags = hexDigit(header.charCodeAt(54))
+      return { traceId, spanId, sampled: (flags & 1) === 1, traceState: validTracestate(tracestate) }
+    }
+  }
   const v = header.trim()
   const parts = v.split('-')
   if (parts.length < 4) return 'malformed'
@@ -52,6 +73,18 @@ export function parseTraceparent(header: string, tracestate = ''): Parsed {
   if (traceId === ZERO32 || spanId === ZERO16) return 'zero_id'
   return { traceId, spanId, sampled: (parseInt(flags, 16) & 1) === 1, traceState: validTracestate(tracestate) }
 }
+
+/** Whether s[from, to) is all lowercase hex digits. */
+function lowerHex(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i)
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false
+  }
+  return true
+}
+
+/** The value of a lowercase hex digit's char code. */
+const hexDigit = (c: number): number => (c <= 57 ? c - 48 : c - 87)
 
 /** tracestate is passed on as received when it is well-formed enough (at most 32 list members, 512 chars). */
 function validTracestate(s: string): string {

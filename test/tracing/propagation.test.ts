@@ -1,3 +1,4 @@
+import fc from 'fast-check'
 import t from 'tap'
 import {
   extract,
@@ -36,6 +37,36 @@ t.test('traceparent: valid, flags, future versions; invalid forms give a reason'
   ]
   for (const [h, why] of bad) t.equal(parseTraceparent(h), why, JSON.stringify(h))
   t.equal((parseTraceparent(`00-${T}-${S}-01`, 'bad key=x') as { traceState: string }).traceState, '', 'a bad tracestate is dropped, not the context')
+})
+
+t.test('traceparent: the fast path for version 00 agrees with the W3C rules on near-valid headers', async (t) => {
+  // The rules as regular expressions, independent of the parser's fast path.
+  const reference = (h: string): string => {
+    const parts = h.trim().split('-')
+    if (parts.length < 4) return 'malformed'
+    const [version, traceId, spanId, flags] = parts as [string, string, string, string]
+    if (!/^[0-9a-f]{2}$/.test(version) || version === 'ff') return 'bad_version'
+    if (version === '00' && parts.length !== 4) return 'malformed'
+    if (!/^[0-9a-f]{32}$/.test(traceId) || !/^[0-9a-f]{16}$/.test(spanId) || !/^[0-9a-f]{2}$/.test(flags)) return 'malformed'
+    if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return 'zero_id'
+    return `${traceId}/${spanId}/${parseInt(flags, 16) & 1}`
+  }
+  const got = (h: string): string => {
+    const r = parseTraceparent(h)
+    return typeof r === 'string' ? r : `${r.traceId}/${r.spanId}/${r.sampled ? 1 : 0}`
+  }
+  const valid = `00-${T}-${S}-01`
+  // A valid header with a few characters replaced by ones that matter here.
+  const mutated = fc
+    .array(fc.tuple(fc.nat({ max: 54 }), fc.constantFrom('0', '9', 'a', 'f', 'g', 'A', 'F', '-', ' ', 'z')), { maxLength: 3 })
+    .map((edits) => {
+      const c = valid.split('')
+      for (const [i, ch] of edits) c[i] = ch
+      return c.join('')
+    })
+  const zeros = fc.constantFrom(`00-${'0'.repeat(32)}-${S}-01`, `00-${T}-${'0'.repeat(16)}-00`, ` ${valid.slice(1)}`, `${valid} `)
+  fc.assert(fc.property(fc.oneof(mutated, zeros), (h) => got(h) === reference(h)), { numRuns: 20_000, seed: 5 })
+  t.pass('20,000 headers: same context or the same reason')
 })
 
 t.test('B3 single and multi, Jaeger', async (t) => {
