@@ -3,7 +3,8 @@
 // sends one message per traced request; the agent keeps no state. The
 // exported spans and the headers the backend received agree on trace id and
 // parent id: with an incoming traceparent, without, malformed, sampled=0;
-// untraced paths; a 0% sampling rate; HAProxy's own timers.
+// untraced paths; a 0% sampling rate; HAProxy's own timers; B3 contexts
+// (SPOA_COMPACT_B3=1), multi-header and single, continued in the form they came.
 
 import t, { type Test } from 'tap'
 import { requireHaproxy } from '../helpers/haproxy.js'
@@ -104,4 +105,56 @@ t.test('compact profile, SPOA_PROPAGATE_UNSAMPLED=0: requests not traced pass un
   const parent = await request('/parent', { traceparent: `00-${T}-${P}-01` })
   t.equal(parent.server!.traceId, T, 'a sampled parent is still honoured')
   t.same(parentOf(parent.backend.traceparent).slice(0, 2), ['00', T])
+})
+
+t.test('compact profile with SPOA_COMPACT_B3=1: B3 contexts are continued, in the form they came', { skip: bin === null }, async (t) => {
+  const { request, daemon } = await stack(t, 100, { SPOA_COMPACT_B3: '1' })
+  const T64 = 'a3ce929d0e0e4736'
+
+  const multi = await request('/b3-multi', { 'x-b3-traceid': T, 'x-b3-spanid': P, 'x-b3-sampled': '1', 'x-b3-parentspanid': '1111111111111111' })
+  t.same(new Set(multi.all.map((s) => s.traceId)), new Set([T]), 'multi: the B3 trace')
+  t.equal(multi.server!.parentSpanId, P, 'multi: the server span continues the incoming span')
+  t.same(
+    [multi.backend['x-b3-traceid'], multi.backend['x-b3-spanid'], multi.backend['x-b3-sampled'], multi.backend['x-b3-parentspanid']],
+    [T, multi.client!.spanId, '1', undefined],
+    "multi: the backend's B3 parent is the exported client span",
+  )
+  t.same(parentOf(multi.backend.traceparent), ['00', T, multi.client!.spanId, '01'], 'and so is its traceparent')
+
+  const short = await request('/b3-64bit', { 'x-b3-traceid': T64, 'x-b3-spanid': P })
+  t.equal(short.server!.traceId, `${'0'.repeat(16)}${T64}`, 'a 64-bit trace id, left-padded; no flag: decided by HAProxy (100%)')
+  t.equal(short.backend['x-b3-traceid'], T64, 'the B3 header keeps the id as it came')
+  t.equal(parentOf(short.backend.traceparent)[1], `${'0'.repeat(16)}${T64}`)
+
+  const single = await request('/b3-single', { b3: `${T}-${P}-1-1111111111111111` })
+  t.equal(single.server!.traceId, T, 'single: the B3 trace')
+  t.equal(single.server!.parentSpanId, P)
+  t.equal(single.backend.b3, `${T}-${single.client!.spanId}-1`, "single: the backend's b3 names the exported client span")
+
+  const debug = await request('/b3-debug', { b3: `${T}-${P}-d` })
+  t.equal(debug.server!.traceId, T, 'single, debug flag: sampled')
+
+  const no = await request('/b3-unsampled', { b3: `${T}-${P}-0` }, false)
+  t.equal(no.all.length, 0, 'single, sampled 0: no message, no span')
+  t.same([no.backend.b3, no.backend.traceparent], [`${T}-${P}-0`, undefined], 'the B3 context passes untouched, no traceparent added')
+
+  const deny = await request('/b3-deny', { b3: '0' }, false)
+  t.equal(deny.all.length, 0, 'b3: 0, "do not sample": no span')
+  t.match(deny.backend.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'told downstream as a W3C context not sampled')
+
+  const both = await request('/both', { traceparent: `00-${T}-${P}-01`, b3: `${T64}${T64}-1111111111111111-1` })
+  t.equal(both.server!.traceId, T, 'a valid traceparent wins over B3')
+  t.equal(both.backend.b3, `${T64}${T64}-1111111111111111-1`, 'and B3 then passes untouched')
+
+  const zero = await request('/b3-zero', { 'x-b3-traceid': '0'.repeat(32), 'x-b3-spanid': P, 'x-b3-sampled': '1' })
+  t.not(zero.server!.traceId, '0'.repeat(32), 'an all-zero B3 trace id is no context: a new trace')
+  t.equal(zero.server!.parentSpanId, '', 'with no remote parent')
+  t.equal(daemon.store.size, 0, 'the agent kept no state')
+})
+
+t.test('compact profile without SPOA_COMPACT_B3: B3 headers are not read', { skip: bin === null }, async (t) => {
+  const { request } = await stack(t)
+  const r = await request('/b3-ignored', { b3: `${T}-${P}-1` })
+  t.not(r.server!.traceId, T, 'a new trace')
+  t.equal(r.backend.b3, `${T}-${P}-1`, 'B3 passes untouched')
 })
