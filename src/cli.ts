@@ -18,7 +18,7 @@ import { type Capability, CAPABILITIES } from './spop/index.js'
 import { propagatorsFrom, ratioFrom, samplerFrom, spanLimitsFromEnv, tracingConfigFromEnv } from './tracing/config.js'
 import { ConfigError } from './util/config-error.js'
 import { DURATION_HELP, parseDuration } from './util/duration.js'
-import { VERSION } from './version.js'
+import { PACKAGE_DIR, VERSION } from './version.js'
 
 type Kind = 'string' | 'number' | 'boolean' | 'array'
 
@@ -89,11 +89,12 @@ export const OPTIONS: Record<string, OptionSpec> = {
   'libev-backend': { alias: 'B', type: 'string', group: G_PROC, process: true, describe: 'Accepted for compatibility; has no meaning here (Node.js has its own event loop)' },
   help: { alias: 'h', type: 'boolean', group: G_PROC, process: true, describe: 'Show this help' },
   version: { alias: 'V', type: 'boolean', group: G_PROC, process: true, describe: 'Show the version' },
+  'print-share-dir': { type: 'boolean', group: G_PROC, process: true, describe: 'Print the directory of the shipped haproxy/ and contrib/ files, and exit' },
 }
 
 export interface CliResult {
-  action: 'run' | 'help' | 'version'
-  /** Help or version text, for those actions. */
+  action: 'run' | 'help' | 'version' | 'print-share-dir'
+  /** Help, version or directory text, for those actions. */
   text: string
   config: Config
   log: LogOptions
@@ -158,6 +159,7 @@ export async function parseCli(argv: string[], io: CliIo): Promise<CliResult> {
   }
   if (cli.help) return { ...result, action: 'help', text: await parser.getHelp() }
   if (cli.version) return { ...result, action: 'version', text: `spoa-tracer ${VERSION}` }
+  if (cli['print-share-dir']) return { ...result, action: 'print-share-dir', text: PACKAGE_DIR }
 
   let fileValues: Values = {}
   const file = cli['ot-tracer-config']

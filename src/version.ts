@@ -1,21 +1,26 @@
-// The package version, read from package.json (found by walking up from this
-// module: it sits one level higher in dist/ than in src/).
+// The package: its version and the directory it is installed in (the one
+// holding package.json, bin/, haproxy/ and contrib/), found by walking up from
+// this module: it sits one level higher in dist/ than in src/.
 
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-function findVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
+function findPackage(): { dir: string; version: string } {
+  const start = dirname(fileURLToPath(import.meta.url))
+  let dir = start
   for (let i = 0; i < 4; i++) {
     const p = join(dir, 'package.json')
     if (existsSync(p)) {
       const pkg = JSON.parse(readFileSync(p, 'utf8')) as { name?: string; version?: string }
-      if (pkg.name === 'spoa-tracer' && pkg.version) return pkg.version
+      if (pkg.name === 'spoa-tracer' && pkg.version) return { dir, version: pkg.version }
     }
     dir = dirname(dir)
   }
-  return '0.0.0'
+  return { dir: dirname(start), version: '0.0.0' }
 }
 
-export const VERSION = findVersion()
+const found = findPackage()
+export const VERSION = found.version
+/** Where the package is installed: the shipped haproxy/ and contrib/ files are under it. */
+export const PACKAGE_DIR = found.dir

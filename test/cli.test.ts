@@ -1,5 +1,7 @@
 // Command-line parsing as a pure function: argv + environment + files in, Config out.
 
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import t from 'tap'
 import { parseCli } from '../src/cli.js'
 import { DEFAULT_CONFIG } from '../src/config.js'
@@ -176,4 +178,12 @@ t.test('unix socket permissions and owner', async (t) => {
   await t.rejects(parse(['--unix-mode', '999']), { message: /^--unix-mode: expected octal permissions/ })
   await t.rejects(parse(['--unix-owner', 'no-such-user-x']), { message: /^--unix-owner: unknown user "no-such-user-x"/ })
   await t.rejects(parse(['--unix-owner', '1000']), { message: /a numeric user needs a group/ })
+})
+
+t.test('--print-share-dir: where the shipped haproxy/ and contrib/ files are', async (t) => {
+  const r = await parse(['--print-share-dir'])
+  t.equal(r.action, 'print-share-dir')
+  t.equal(r.text, resolve(import.meta.dirname, '..'), 'the package directory (here the checkout)')
+  t.ok(existsSync(join(r.text, 'haproxy', 'haproxy.cfg')) && existsSync(join(r.text, 'contrib', 'spoa-tracer.service')))
+  t.match((await parse(['--help'])).text, '--print-share-dir')
 })
