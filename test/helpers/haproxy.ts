@@ -89,10 +89,12 @@ export async function startHaproxy(opts: {
   /** A port to wait for before returning. */
   waitPort?: number
   args?: string[]
+  /** Working directory (relative paths in the configuration start there); default: this process's. */
+  cwd?: string
 }): Promise<HaproxyProcess> {
   const configs = Array.isArray(opts.config) ? opts.config : [opts.config]
   const args = ['-db', ...configs.flatMap((c) => ['-f', c]), ...(opts.args ?? [])]
-  const child = spawn(opts.bin, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(opts.bin, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
