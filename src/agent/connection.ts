@@ -8,7 +8,9 @@
 // Every protocol error is a SpopError carrying its status; onError() is the
 // one place that turns an error into an AGENT-DISCONNECT. A close or reset
 // from HAProxy without a DISCONNECT is a normal close (HAProxy 3.x does it).
-// ACKs go back on this socket, in completion order. Outgoing frames are
+// ACKs go back on this socket, in completion order, each within the
+// negotiated max-frame-size (HAProxy cannot take fragments: an answer that
+// would not fit loses its last, least important actions). Outgoing frames are
 // appended to one per-connection buffer and leave in a single write() at the
 // end of each incoming chunk (or of the tick, for handlers that answered
 // asynchronously): every frame whole, and no per-ACK Buffer or writev entry.
@@ -27,17 +29,20 @@ import {
   type DisconnectFrame,
   type FragmentFrame,
   type Frame,
+  FrameFlag,
   FrameReader,
   FrameType,
   invalid,
   isAbort,
   isFin,
+  LENGTH_PREFIX_SIZE,
   MAX_DISCONNECT_MESSAGE,
   type Message,
   readMessages,
   SpopError,
   Status,
   STATUS_MESSAGES,
+  truncateUtf8,
   type Action,
   type Uint64,
 } from '../spop/index.js'
@@ -80,6 +85,8 @@ interface Reassembly {
   frameId: Uint64
   parts: Buffer[]
   size: number
+  /** We aborted it (ACK with ABORT): fragments HAProxy sent before it saw that are dropped. */
+  discarding: boolean
 }
 
 let nextId = 1
@@ -166,7 +173,7 @@ export class Connection {
     const f = decodeFrame(body)
     this.lastFrameAt = Date.now()
     if (f.type === 'notify' && this.state === 'ready') {
-      if (this.frag !== null) throw interlaced(this.frag, f)
+      if (this.frag !== null) this.endDiscard(f)
       this.dispatch(f.messages, f.streamId, f.frameId, body.length)
       return
     }
@@ -253,6 +260,7 @@ export class Connection {
 
   private ack(streamId: Uint64, frameId: Uint64, actions: readonly Action[], arrived: number): void {
     if (this.state !== 'ready' || !this.socket.writable) return // the peer is gone or we said goodbye
+    const start = this.out.pos
     try {
       writeAck(this.out, streamId, frameId, actions)
     } catch (err) {
@@ -260,9 +268,35 @@ export class Connection {
       this.handlerFailed(err)
       writeAck(this.out, streamId, frameId, NO_ACTIONS)
     }
+    const max = this.negotiated!.maxFrameSize
+    if (this.out.pos - start - LENGTH_PREFIX_SIZE > max) this.fitAck(start, streamId, frameId, actions, max)
     this.stats.acksSent++
     this.stats.ackLatencyUs.observe((performance.now() - arrived) * 1000)
     if (!this.inData) this.queueFlush()
+  }
+
+  /**
+   * The ACK just written at `start` exceeds max-frame-size, which HAProxy
+   * would refuse (2.6 with status 3, 3.x with 9, failing every event on the
+   * connection), and it cannot take fragments. Handlers list actions most
+   * important first: the last ones go until the frame fits (an ACK without
+   * actions always does), counted and logged.
+   */
+  private fitAck(start: number, streamId: Uint64, frameId: Uint64, actions: readonly Action[], max: number): void {
+    let kept = actions.length
+    do {
+      this.out.pos = start
+      writeAck(this.out, streamId, frameId, actions.slice(0, --kept))
+    } while (kept > 0 && this.out.pos - start - LENGTH_PREFIX_SIZE > max)
+    const dropped = actions.length - kept
+    this.stats.acksTrimmed++
+    this.stats.ackActionsDropped += dropped
+    this.limitedLog(
+      'ack-too-big',
+      'warn',
+      { maxFrameSize: max, actions: actions.length, dropped, dropNames: actions.slice(kept).map((a) => a.name) },
+      'ACK would exceed max-frame-size: its last (least important) variables were left out',
+    )
   }
 
   private handlerFailed(err: unknown): void {
@@ -275,10 +309,10 @@ export class Connection {
       throw new SpopError('ERR_SPOP_FRAGMENTATION', Status.FRAG_NOT_SUPPORTED)
     }
     if (f.wireType === FrameType.NOTIFY) {
-      if (this.frag !== null) throw interlaced(this.frag, f)
+      if (this.frag !== null) this.endDiscard(f)
       this.stats.fragmentedNotify++
-      this.frag = { streamId: f.streamId, frameId: f.frameId, parts: [], size: 0 }
-      this.appendFragment(f.payload)
+      this.frag = { streamId: f.streamId, frameId: f.frameId, parts: [], size: 0, discarding: false }
+      this.appendFragment(this.frag, f.payload)
       return
     }
     if (f.wireType !== FrameType.UNSET) throw invalid(`fragmented frame of type ${f.wireType} from HAProxy`)
@@ -289,30 +323,63 @@ export class Connection {
       throw new SpopError('ERR_SPOP_FRAMEID_NOTFOUND', Status.FRAMEID_NOTFOUND, 'continuation of no fragmented frame')
     }
     if (frag.streamId !== f.streamId || frag.frameId !== f.frameId) throw interlaced(frag, f)
-    if (isAbort(f)) {
-      // HAProxy gave up on this NOTIFY (its stream ended): drop it, and send no ACK.
-      this.frag = null
-      this.stats.fragmentsAborted++
+    if (frag.discarding) {
+      // Sent before HAProxy read our ACK/ABORT; its last fragment (FIN) ends them.
+      if (isFin(f)) this.frag = null
       return
     }
-    this.appendFragment(f.payload)
+    if (isAbort(f)) {
+      // SPOE.txt 3.2.3: HAProxy gave up on this NOTIFY (2.6: its event timed
+      // out or its stream ended mid-transfer). Drop it, and send no ACK.
+      this.frag = null
+      this.stats.fragmentsAborted++
+      this.log.debug({ streamId: f.streamId, frameId: f.frameId, bytes: frag.size }, 'fragmented NOTIFY aborted by HAProxy')
+      return
+    }
+    if (!this.appendFragment(frag, f.payload)) {
+      if (isFin(f)) this.frag = null
+      return
+    }
     if (!isFin(f)) return
     this.frag = null
     const payload = Buffer.concat(frag.parts, frag.size)
     this.dispatch(readMessages(cursor(payload)), frag.streamId, frag.frameId, frag.size)
   }
 
-  private appendFragment(payload: Buffer): void {
-    const frag = this.frag!
+  /**
+   * Adds a fragment; false if the NOTIFY grew beyond the reassembly bound.
+   * Then the agent aborts that one transfer (SPOE.txt 3.2.3, "ACK/ABORT"):
+   * HAProxy fails that event alone (set-on-error 4) and stops sending its
+   * fragments, where an AGENT-DISCONNECT would fail every event in flight
+   * on the connection.
+   */
+  private appendFragment(frag: Reassembly, payload: Buffer): boolean {
     frag.size += payload.length
     if (frag.size > this.opts.maxReassembledSize) {
-      throw new SpopError(
-        'ERR_SPOP_TOO_BIG',
-        Status.TOO_BIG,
-        `fragmented NOTIFY larger than ${this.opts.maxReassembledSize} bytes`,
+      frag.parts = []
+      frag.discarding = true
+      this.stats.fragmentsRefused++
+      this.limitedLog(
+        'fragments-too-big',
+        'warn',
+        { streamId: frag.streamId, frameId: frag.frameId, limit: this.opts.maxReassembledSize },
+        `fragmented NOTIFY larger than ${this.opts.maxReassembledSize} bytes: aborted (ACK with ABORT), its messages dropped`,
       )
+      this.send({ type: 'ack', flags: FrameFlag.FIN | FrameFlag.ABORT, streamId: frag.streamId, frameId: frag.frameId, actions: [] })
+      return false
     }
     frag.parts.push(Buffer.from(payload)) // a copy: the fragment is a view of a socket chunk
+    return true
+  }
+
+  /**
+   * A new NOTIFY while a fragmented one is pending: an error (SPOE.txt: all
+   * fragments of a payload share its ids), unless we aborted the pending one
+   * and HAProxy has moved on without sending its last fragment.
+   */
+  private endDiscard(f: { streamId: Uint64; frameId: Uint64 }): void {
+    if (!this.frag!.discarding) throw interlaced(this.frag!, f)
+    this.frag = null
   }
 
   private onHaproxyDisconnect(f: DisconnectFrame): void {
@@ -352,8 +419,8 @@ export class Connection {
   /** Sends AGENT-DISCONNECT and closes our side. No more frames are read or written after it. */
   disconnect(status: number, message: string): void {
     if (this.state === 'closing' || this.state === 'closed') return
-    // 2.6 rejects a DISCONNECT message longer than 255 bytes.
-    const text = message.length > MAX_DISCONNECT_MESSAGE ? message.slice(0, MAX_DISCONNECT_MESSAGE) : message
+    // 2.6 rejects a DISCONNECT message longer than 255 bytes; it may quote the peer's text.
+    const text = truncateUtf8(message, MAX_DISCONNECT_MESSAGE)
     bump(this.stats.disconnectsSent, status)
     this.send(disconnectFrame('agent-disconnect', status, text))
     this.beginClosing()

@@ -19,5 +19,7 @@ export interface NotifyContext {
  * of order, when pipelining is on), and HAProxy gives up on it after its
  * `timeout processing`. A throw or rejection is logged and answered with an
  * empty ACK: a bug in a handler must not cost HAProxy the connection.
+ * List actions most important first: an ACK that would exceed the negotiated
+ * max-frame-size is sent without its last actions (counted and logged).
  */
 export type NotifyHandler = (messages: Message[], ctx: NotifyContext) => Action[] | Promise<Action[]>

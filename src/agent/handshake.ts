@@ -2,6 +2,14 @@
 // HAPROXY-HELLO payload and the agent's limits. Tolerant the way HAProxy's
 // peers need: any integer type for max-frame-size, unknown keys skipped,
 // unknown capabilities ignored, capabilities missing = none offered.
+//
+// pipelining and async are symmetrical: announced only when HAProxy offered
+// them too. fragmentation is not (SPOE.txt 3.2.1: "an asymmetrical
+// capability, it only concerns the peer that announces it"): it says the
+// agent can *receive* fragmented frames, so it is announced whenever it is
+// configured, whatever HAProxy offered. HAProxy 2.x never offers it (it
+// cannot receive fragments) and fragments its NOTIFYs only for an agent that
+// announced it; the agent never sends fragments. docs/PROTOCOL.md has more.
 
 import {
   type Capability,
@@ -18,7 +26,10 @@ import {
 export interface AgentLimits {
   /** The largest frame the agent accepts; the reply is min(this, HAProxy's). */
   maxFrameSize: number
-  /** What the agent is configured to support; the reply is the intersection with HAProxy's offer. */
+  /**
+   * What the agent is configured to support. The reply has the symmetrical
+   * ones HAProxy offered too, and fragmentation whenever it is configured.
+   */
   capabilities: readonly Capability[]
 }
 
@@ -78,7 +89,7 @@ export function negotiate(kv: KvList, limits: AgentLimits): Negotiated {
   const caps = kvGet(kv, 'capabilities')
   const offered = caps && caps.type === DataType.STRING ? caps.value : ''
   const offeredSet = new Set(parseCapabilities(offered))
-  const capabilities = CAPABILITIES.filter((c) => offeredSet.has(c) && limits.capabilities.includes(c))
+  const capabilities = CAPABILITIES.filter((c) => limits.capabilities.includes(c) && (c === 'fragmentation' || offeredSet.has(c)))
 
   const engine = kvGet(kv, 'engine-id')
   const hc = kvGet(kv, 'healthcheck')

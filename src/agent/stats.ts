@@ -27,7 +27,14 @@ export class AgentStats {
   handlerErrors = 0
   unknownFrames = 0
   fragmentedNotify = 0
+  /** Fragmented NOTIFYs HAProxy aborted (UNSET with FIN|ABORT). */
   fragmentsAborted = 0
+  /** Fragmented NOTIFYs the agent aborted (ACK with ABORT): larger than the reassembly bound. */
+  fragmentsRefused = 0
+  /** ACKs that would have exceeded max-frame-size, sent with fewer actions. */
+  acksTrimmed = 0
+  /** Actions (set-var) left out of those ACKs. */
+  ackActionsDropped = 0
   /** Connections closed by the peer without a DISCONNECT (normal on HAProxy 3.x). */
   closedWithoutDisconnect = 0
   timeouts = 0

@@ -207,6 +207,14 @@ export function tracerRegistry(s: MetricsSource): Registry {
   gauge(reg, `${P}notify_inflight`, 'NOTIFY requests whose handler has not answered yet.', () => a.inflight)
   counter(reg, `${P}fragmented_notify_total`, 'NOTIFY requests that arrived in fragments.', () => a.fragmentedNotify)
   counter(reg, `${P}fragments_aborted_total`, 'Fragmented NOTIFY requests HAProxy aborted.', () => a.fragmentsAborted)
+  counter(
+    reg,
+    `${P}fragments_refused_total`,
+    'Fragmented NOTIFY requests the agent aborted (ACK with ABORT) for being larger than the reassembly bound.',
+    () => a.fragmentsRefused,
+  )
+  counter(reg, `${P}acks_trimmed_total`, 'ACKs that would have exceeded max-frame-size, sent without their last actions.', () => a.acksTrimmed)
+  counter(reg, `${P}ack_actions_dropped_total`, 'Actions (set-var) left out of ACKs that would have exceeded max-frame-size.', () => a.ackActionsDropped)
   labelledCounter(reg, `${P}agent_disconnects_total`, 'AGENT-DISCONNECT frames sent, by SPOP status code.', 'status', () => entries(a.disconnectsSent), {
     normalize: statusLabel,
   })

@@ -243,6 +243,16 @@ export interface InjectedVar {
 }
 
 /**
+ * How much a variable of inject() matters, 0 most: the context itself in
+ * each format, then tracestate, then baggage (the largest and least needed).
+ * An ACK that would exceed max-frame-size loses its least important
+ * variables first (the agent drops actions from the end).
+ */
+export function injectRank(name: string): number {
+  return name === 'baggage' ? 2 : name === 'tracestate' ? 1 : 0
+}
+
+/**
  * The variables that carry `c` (and baggage) in each configured format.
  * HAProxy variable names allow only [a-zA-Z0-9._], hence x_b3_traceid and
  * uber_trace_id.

@@ -18,6 +18,7 @@ import type { NotifyContext } from '../agent/index.js'
 import type { Action, Message } from '../spop/index.js'
 import type { Clock } from './clock.js'
 import { GrammarInterpreter } from './grammar.js'
+import { injectRank } from './propagation.js'
 import type { TraceStore } from './trace-store.js'
 
 const NO_ACTIONS: Action[] = []
@@ -92,7 +93,9 @@ export function createTracingHandler(store: TraceStore, clock: Clock, batch?: Ba
     if (waiting.length > 0) drain()
     scratch.length = 0
     apply(ctx.engineId, messages, nowUs, scratch)
-    return scratch.length === 0 ? NO_ACTIONS : scratch.splice(0)
+    if (scratch.length === 0) return NO_ACTIONS
+    // Most important first (a stable sort): an ACK over max-frame-size loses its tail.
+    return scratch.splice(0).sort((a, b) => injectRank(a.name) - injectRank(b.name))
   }
 
   return {

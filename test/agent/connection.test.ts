@@ -71,11 +71,12 @@ t.test('handshake variants', async (t) => {
   }
 })
 
-t.test('capabilities configured: async and fragmentation when both sides have them', async (t) => {
+t.test('capabilities configured: async when both sides have it, fragmentation whenever configured', async (t) => {
   const { addr } = await startAgent(t, { capabilities: ['pipelining', 'async', 'fragmentation'], maxFrameSize: 1024 })
   const h = await FakeHaproxy.connect(addr)
+  // HAProxy 2.6's offer: it never lists fragmentation (it cannot receive fragments).
   const f = await h.hello({ capabilities: 'pipelining,async' })
-  t.equal(kvString(f, 'capabilities'), 'pipelining,async', 'fragmentation is not offered by HAProxy 2.6 but we may announce it... only if offered')
+  t.equal(kvString(f, 'capabilities'), 'pipelining,async,fragmentation', 'fragmentation is the receiver\'s to announce (SPOE.txt 3.2.1)')
   t.equal(kvString(f, 'max-frame-size'), 1024, 'configured lower wins')
   h.destroy()
 })
@@ -172,7 +173,7 @@ t.test('fragmented NOTIFY (HAProxy 2.6 with fragmentation): reassembled, ACKed o
   })
   const h = await FakeHaproxy.connect(addr)
   // HAProxy 2.6 never offers fragmentation itself; the agent's announcement is what enables it.
-  const hello = await h.hello({ capabilities: 'pipelining,async,fragmentation' })
+  const hello = await h.hello({ capabilities: 'pipelining,async' })
   t.equal(kvString(hello, 'capabilities'), 'pipelining,fragmentation')
   const whole = encodeFrame({
     type: 'notify',
@@ -213,17 +214,98 @@ t.test('fragmented NOTIFY without the fragmentation capability: status 10', asyn
   await expectDisconnect(t, h, 10, 'FIN clear')
 })
 
-t.test('UNSET continuation of nothing: status 12; oversized reassembly: status 3', async (t) => {
-  const { addr } = await startAgent(t, { capabilities: ['fragmentation'], maxReassembledSize: 100 })
+t.test('UNSET continuation of nothing: status 12', async (t) => {
+  const { addr } = await startAgent(t, { capabilities: ['fragmentation'] })
   const a = await FakeHaproxy.connect(addr)
-  await a.hello({ capabilities: 'fragmentation' })
+  await a.hello({ capabilities: '' })
   a.send({ type: 'fragment', wireType: 0, flags: 1, streamId: 1, frameId: 1, payload: Buffer.from([1]) })
   await expectDisconnect(t, a, 12, 'orphan continuation')
-  const b = await FakeHaproxy.connect(addr)
-  await b.hello({ capabilities: 'fragmentation' })
-  b.send({ type: 'fragment', wireType: 3, flags: 0, streamId: 1, frameId: 1, payload: Buffer.alloc(60) })
-  b.send({ type: 'fragment', wireType: 0, flags: 0, streamId: 1, frameId: 1, payload: Buffer.alloc(60) })
-  await expectDisconnect(t, b, 3, 'reassembly over the cap')
+})
+
+t.test('reassembly over the bound: that NOTIFY alone is aborted (ACK with ABORT), the connection goes on', async (t) => {
+  const got: string[] = []
+  const { server, addr } = await startAgent(t, {
+    capabilities: ['pipelining', 'fragmentation'],
+    maxReassembledSize: 100,
+    handler: (m) => {
+      got.push(...m.map((x) => x.name))
+      return []
+    },
+  })
+  const h = await FakeHaproxy.connect(addr)
+  await h.hello({ capabilities: 'pipelining,async' })
+  h.send({ type: 'fragment', wireType: 3, flags: 0, streamId: 1, frameId: 1, payload: Buffer.alloc(60) })
+  h.send({ type: 'fragment', wireType: 0, flags: 0, streamId: 1, frameId: 1, payload: Buffer.alloc(60) })
+  const abort = await h.next()
+  t.same([abort.type, abort.flags, abort.streamId, abort.frameId], ['ack', 3, 1, 1], 'ACK with FIN|ABORT for that NOTIFY')
+  t.same(abort.type === 'ack' && abort.actions, [], 'and no actions')
+  // Fragments HAProxy sent before it read the abort are dropped, its last one included: no second ACK.
+  h.send({ type: 'fragment', wireType: 0, flags: 0, streamId: 1, frameId: 1, payload: Buffer.alloc(60) })
+  h.send({ type: 'fragment', wireType: 0, flags: 1, streamId: 1, frameId: 1, payload: Buffer.alloc(10) })
+  h.notify(2, 1, [msg('after')])
+  const next = await h.next()
+  t.same([next.type, next.flags, next.streamId], ['ack', 1, 2], 'the next NOTIFY is answered as usual')
+  // HAProxy may also move on without sending the rest: a new NOTIFY ends the discarding.
+  h.send({ type: 'fragment', wireType: 3, flags: 0, streamId: 3, frameId: 1, payload: Buffer.alloc(120) })
+  t.same((await h.next()).flags, 3, 'aborted at once: its first fragment is over the bound')
+  h.notify(4, 1, [msg('later')])
+  t.same((await h.next()).streamId, 4)
+  t.same(got, ['after', 'later'], 'the aborted payloads never reach the handler')
+  t.equal(server.stats.fragmentsRefused, 2)
+  t.equal(server.stats.protocolErrors.size, 0, 'no protocol error')
+  h.destroy()
+})
+
+t.test('AGENT-DISCONNECT message: at most 255 bytes of UTF-8, never cut inside a character', async (t) => {
+  const { addr } = await startAgent(t)
+  for (const unit of ['\u00e9', '\u20ac', '\u{1F600}', 'a\u00e9']) {
+    const h = await FakeHaproxy.connect(addr)
+    // The message quotes what the peer sent: multi-byte text from the peer.
+    h.send(haproxyHello({ versions: unit.repeat(200) }))
+    const f = await h.next()
+    t.equal(f.type, 'agent-disconnect')
+    if (f.type !== 'agent-disconnect') continue
+    const { status, message } = disconnectInfo(f.kv)
+    t.equal(status, 8, 'unsupported version')
+    const bytes = Buffer.byteLength(message)
+    t.ok(bytes <= 255 && bytes > 240, `${JSON.stringify(unit)}: ${bytes} bytes`)
+    t.notOk(message.includes('\ufffd'), 'no broken character at the cut')
+    t.ok(message.startsWith('unsupported version: "'))
+    h.destroy()
+  }
+})
+
+t.test('an ACK never exceeds max-frame-size: its last actions are left out, counted, logged once', async (t) => {
+  const big = (name: string, n: number): Action => setVar(VarScope.TXN, name, tv.string('v'.repeat(n)))
+  const { logger, lines } = captureLogger()
+  const { server, addr } = await startAgent(t, {
+    logger,
+    maxFrameSize: 300,
+    handler: (m) =>
+      m[0]!.name === 'huge'
+        ? [big('only', 400)]
+        : [big('traceparent', 55), big('tracestate', 120), big('baggage', 200)],
+  })
+  const h = await FakeHaproxy.connect(addr)
+  await h.hello()
+  h.notify(1, 1, [msg('inject')])
+  const a = await h.next()
+  t.equal(a.type, 'ack')
+  if (a.type === 'ack') t.same(a.actions.map((x) => x.name), ['traceparent', 'tracestate'], 'baggage (last) left out')
+  h.notify(2, 1, [msg('inject')])
+  h.notify(3, 1, [msg('huge')])
+  const b = await h.next()
+  const c = await h.next()
+  t.same([b.type, b.streamId], ['ack', 2])
+  t.same(c.type === 'ack' && [c.streamId, c.actions.length], [3, 0], 'nothing fits: an empty ACK')
+  t.equal(server.stats.acksTrimmed, 3)
+  t.equal(server.stats.ackActionsDropped, 3)
+  t.equal(server.stats.protocolErrors.size, 0)
+  const warned = lines.filter((l) => /exceed max-frame-size/.test(String(l.msg)))
+  t.equal(warned.length, 1, 'one log line, rate-limited')
+  t.same(warned[0]?.dropNames, ['baggage'])
+  t.equal(warned[0]?.maxFrameSize, 300)
+  h.destroy()
 })
 
 t.test('HAPROXY-DISCONNECT -> AGENT-DISCONNECT (0) and close', async (t) => {

@@ -21,24 +21,36 @@ t.test('2.6 offer: pipelining,async -> what the agent is configured for', async 
   t.equal(n.engineId, 'e1')
   t.equal(n.healthcheck, false)
   t.equal(n.version, '2.0')
-  t.same(negotiate(hello(), { ...limits, capabilities: ['pipelining', 'async', 'fragmentation'] }).capabilities, [
-    'pipelining',
-    'async',
-  ])
+  t.same(negotiate(hello(), { ...limits, capabilities: ['pipelining', 'async'] }).capabilities, ['pipelining', 'async'])
 })
 
-t.test('3.x offer (pipelining only), no offer, odd spacing, unknown tokens', async (t) => {
+t.test('symmetrical capabilities: only those both sides list; parsing of the offer', async (t) => {
   const caps = (s: string | null) =>
     negotiate(hello({ capabilities: s === null ? null : { name: 'capabilities', ...tv.string(s) } }), {
       ...limits,
-      capabilities: ['pipelining', 'async', 'fragmentation'],
+      capabilities: ['pipelining', 'async'],
     }).capabilities
-  t.same(caps('pipelining'), ['pipelining'])
+  t.same(caps('pipelining'), ['pipelining'], '3.x offer')
   t.same(caps(''), [])
   t.same(caps(null), [], 'missing key = nothing offered')
-  t.same(caps(' fragmentation , pipelining ,frobnicate'), ['pipelining', 'fragmentation'])
+  t.same(caps(' async , pipelining ,frobnicate'), ['pipelining', 'async'], 'spaces ignored, unknown tokens ignored')
   t.same(caps('pipeliningX'), [], 'a token counts only whole')
   t.same(parseCapabilities('a, b,,c '), ['a', 'b', 'c'])
+})
+
+t.test('fragmentation is asymmetrical (SPOE.txt 3.2.1): announced whenever configured', async (t) => {
+  const caps = (offer: string | null, configured: Array<'pipelining' | 'async' | 'fragmentation'>) =>
+    negotiate(hello({ capabilities: offer === null ? null : { name: 'capabilities', ...tv.string(offer) } }), {
+      ...limits,
+      capabilities: configured,
+    }).capabilities
+  // HAProxy 2.6 offers "pipelining,async" and never fragmentation: it cannot
+  // receive fragments, but it fragments NOTIFYs for an agent that announced it.
+  t.same(caps('pipelining,async', ['pipelining', 'fragmentation']), ['pipelining', 'fragmentation'], '2.6 offer')
+  t.same(caps('pipelining', ['pipelining', 'async', 'fragmentation']), ['pipelining', 'fragmentation'], '3.x offer (ignored there)')
+  t.same(caps('', ['fragmentation']), ['fragmentation'], 'nothing offered')
+  t.same(caps(null, ['fragmentation']), ['fragmentation'], 'no capabilities key')
+  t.same(caps('pipelining,async,fragmentation', ['pipelining']), ['pipelining'], 'not configured: never announced')
 })
 
 t.test('max-frame-size: configured lower wins; any integer type; range checked', async (t) => {

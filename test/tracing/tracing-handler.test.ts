@@ -127,3 +127,18 @@ t.test('maxPendingBytes: large frames are applied before much waits', async (t) 
   t.equal(tracing.pending, 0, 'the third frame crossed 100,000 bytes: all applied')
   t.equal(sink.spans.length, 3)
 })
+
+t.test('injected variables come most important first: an ACK over max-frame-size loses the tail', async (t) => {
+  const clock = new ManualClock()
+  const store = new TraceStore({ sink: new MemorySink(), propagators: ['baggage', 'tracecontext', 'b3'] })
+  const tracing = createTracingHandler(store, clock)
+  const handle = (...messages: Message[]) => tracing.handle(messages, { engineId: 'e1', streamId: 1, frameId: 1, size: 100 })
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  handle(m(id(), a('extract', 'traceparent'), a('', traceparent), a('extract', 'tracestate'), a('', 'k=v'), a('extract', 'baggage'), a('', 'tenant=acme'), a('span', 'root')))
+  const actions = handle(m(id(), a('inject', 'root')), m(id(), a('span', 'client'), a('child-of', 'root'), a('inject', 'client')))
+  t.same(
+    actions.map((x) => x.name),
+    ['traceparent', 'b3', 'traceparent', 'b3', 'tracestate', 'tracestate', 'baggage', 'baggage'],
+    'contexts in the configured order, then tracestate, then baggage, whichever message asked',
+  )
+})
