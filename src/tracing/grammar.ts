@@ -27,6 +27,7 @@ import {
   VarScope,
 } from '../spop/index.js'
 import { type Carrier, type SpanContext, extract, inject } from './propagation.js'
+import type { Upstream } from './trace-store.js'
 import { buildCompact, readCompact } from './compact.js'
 import type { OpenSpan, Trace } from './trace.js'
 import { bump } from '../util/counters.js'
@@ -68,8 +69,8 @@ export class GrammarInterpreter {
   private itemValues: TypedValue[] = []
   private finishes: string[] = []
   private dead = false
-  /** A remote parent extracted from this message, for a tree this message creates. */
-  private remote: SpanContext | null = null
+  /** The context headers of this message (extract=), for a tree this message creates. */
+  private upstream: Upstream | null = null
   /** inject= targets of this message: a span, or null when the name matched no open span. */
   private injects: Array<OpenSpan | null> = []
   /** Where inject= actions go; set by apply(). */
@@ -115,7 +116,7 @@ export class GrammarInterpreter {
     this.finishes.length = 0
     this.injects.length = 0
     this.dead = false
-    this.remote = null
+    this.upstream = null
     this.pendingBaggage = null
     this.out = out
 
@@ -125,9 +126,10 @@ export class GrammarInterpreter {
     this.flushItem()
     this.resolvePending()
     if (!this.dead) {
-      // A context extracted by a message that starts no span still belongs to the request.
-      if (this.remote !== null && this.tree === undefined) {
-        this.tree = store.create(uniqueId, engineId, this.nowUs, this.remote) ?? undefined
+      // A context (or a decision) extracted by a message that starts no span still belongs to the request.
+      const up = this.upstream as Upstream | null // set by extractFrom(), which TypeScript does not see
+      if (up !== null && (up.context !== null || up.sampling !== null) && this.tree === undefined) {
+        this.tree = store.create(uniqueId, engineId, this.nowUs, up) ?? undefined
       }
       if (this.injects.length > 0) this.answerInjects()
       this.applyFinishes()
@@ -138,7 +140,7 @@ export class GrammarInterpreter {
     this.tree = undefined
     this.current = null
     this.itemValues = []
-    this.remote = null
+    this.upstream = null
   }
 
   /** The compact profile: the whole tree from this one message, no state kept (compact.ts). */
@@ -201,17 +203,9 @@ export class GrammarInterpreter {
     const e = extract(carrier, store.propagators)
     if (e.invalid !== null) bump(store.stats.contextsInvalid, e.invalid)
     const tree = this.tree
-    if (e.context !== null) {
-      if (tree === undefined) this.remote = e.context
-      else if (tree.remote === null) {
-        if (tree.injected) bump(store.stats.contextsInvalid, 'too_late')
-        else {
-          tree.adopt(e.context)
-          if (store.sampler.parentBased) this.resample(tree, e.context.sampled)
-        }
-      }
-      if (tree === undefined || tree.remote === e.context) bump(store.stats.contextsExtracted, e.from!)
-    }
+    if (tree === undefined) this.upstream = e
+    else store.join(tree, e, this.nowUs)
+    if (e.context !== null && (tree === undefined || tree.remote === e.context)) bump(store.stats.contextsExtracted, e.from!)
     if (e.baggage.size > 0) {
       if (tree === undefined) this.pendingBaggage = e.baggage
       else this.addBaggage(tree, e.baggage)
@@ -228,17 +222,6 @@ export class GrammarInterpreter {
     }
   }
 
-  /** A parent-based sampler follows the remote flag, also when it arrives after the root. */
-  private resample(tree: Trace, sampled: boolean): void {
-    if (tree.sampled === sampled) return
-    tree.sampled = sampled
-    this.store.stats.treesSampledOut += sampled ? -1 : 1
-    for (const span of tree.open.values()) {
-      span.recording = sampled
-      span.rec.traceFlags = sampled ? 1 : 0
-    }
-  }
-
   /** set-var actions with the context of each inject= target, in every configured format. */
   private answerInjects(): void {
     const tree = this.tree
@@ -248,6 +231,8 @@ export class GrammarInterpreter {
         this.argError('inject_not_found')
         continue
       }
+      // The downstream learns the decision: it can no longer change.
+      if (!tree.decided) store.settle(tree)
       const ctx: SpanContext = { traceId: tree.traceId, spanId: span.rec.spanId, sampled: tree.sampled, traceState: tree.traceState }
       // The request's incoming baggage belongs to the whole trace; the span's own items come on top.
       const baggage = tree.baggage === null ? span.baggage : span.baggage === null ? tree.baggage : new Map([...tree.baggage, ...span.baggage])
@@ -404,7 +389,7 @@ export class GrammarInterpreter {
       parent = tree.root
     }
     if (tree === undefined) {
-      tree = store.create(this.uniqueId, this.engineId, this.nowUs, this.remote) ?? undefined
+      tree = store.create(this.uniqueId, this.engineId, this.nowUs, this.upstream) ?? undefined
       if (tree === undefined) {
         bump(store.stats.messagesRejected, 'tree_cap')
         this.dead = true

@@ -15,12 +15,29 @@ export interface SpanContext {
   sampled: boolean
   /** The raw W3C tracestate, when it came with a traceparent. */
   traceState: string
+  /** B3 debug ("d", X-B3-Flags: 1): trace this request whatever the sampler says. */
+  debug?: true
+}
+
+/**
+ * What the request says about sampling: a parent's sampled flag, or a
+ * decision that came without ids (B3 `b3: 0`, `b3: 1`, `b3: d`, or
+ * X-B3-Sampled / X-B3-Flags alone). debug: B3's "force trace".
+ */
+export interface UpstreamSampling {
+  sampled: boolean
+  debug: boolean
 }
 
 export interface Extracted {
   context: SpanContext | null
   /** Which propagator produced the context. */
   from: Propagator | null
+  /**
+   * The upstream's sampling decision: from the first configured propagator
+   * that has a context or a decision without ids. Null when none says anything.
+   */
+  sampling: UpstreamSampling | null
   baggage: Map<string, string>
   /** Why a context header that was present could not be used (for a counter). */
   invalid: string | null
@@ -34,14 +51,19 @@ const HEX16 = /^[0-9a-f]{16}$/
 const ZERO32 = '0'.repeat(32)
 const ZERO16 = '0'.repeat(16)
 
-type Parsed = SpanContext | string // a context, or the reason it is invalid
+/** A sampling decision without a context (B3 only). */
+interface Decision {
+  decision: UpstreamSampling
+}
+
+type Parsed = SpanContext | Decision | string // a context, a decision alone, or why the header is invalid
 
 /**
  * W3C traceparent: version-traceid-parentid-flags. Version ff is invalid;
  * a future version may carry more fields after the flags (they are ignored);
  * version 00 must have exactly four fields. Uppercase hex is invalid.
  */
-export function parseTraceparent(header: string, tracestate = ''): Parsed {
+export function parseTraceparent(header: string, tracestate = ''): SpanContext | string {
   // The common case, version 00 exactly as sent, checked without splitting
   // or regular expressions (every compact message has one); anything else,
   // valid or not, takes the general path below, which names the reason.
@@ -104,39 +126,57 @@ export function formatTraceparent(c: SpanContext): string {
 /** 64-bit B3/Jaeger trace ids are left-padded to 128 bits. */
 const pad128 = (id: string): string => id.padStart(32, '0')
 
-/** B3 single header: traceid-spanid[-sampled[-parentspanid]], or just a sampling decision ("0", "1", "d"). */
-export function parseB3(header: string): Parsed {
-  const parts = header.trim().toLowerCase().split('-')
-  if (parts.length < 2) return 'malformed'
+/**
+ * B3 single header: traceid-spanid[-sampled[-parentspanid]], or just a
+ * sampling decision ("0" deny, "1" accept, "d" debug), which is not a
+ * context but is honoured as the upstream's decision.
+ */
+export function parseB3(header: string): SpanContext | Decision | string {
+  const v = header.trim().toLowerCase()
+  if (v === '0' || v === '1' || v === 'd') return { decision: { sampled: v !== '0', debug: v === 'd' } }
+  const parts = v.split('-')
+  if (parts.length < 2 || parts.length > 4) return 'malformed'
   const [traceId, spanId, sampled] = parts as [string, string, string | undefined]
   if (!/^[0-9a-f]{16}$|^[0-9a-f]{32}$/.test(traceId) || !HEX16.test(spanId)) return 'malformed'
   const t = pad128(traceId)
   if (t === ZERO32 || spanId === ZERO16) return 'zero_id'
   if (sampled !== undefined && !['0', '1', 'd'].includes(sampled)) return 'malformed'
-  return { traceId: t, spanId, sampled: sampled !== '0', traceState: '' }
+  const c: SpanContext = { traceId: t, spanId, sampled: sampled !== '0', traceState: '' }
+  if (sampled === 'd') c.debug = true
+  return c
 }
 
 export function formatB3(c: SpanContext): string {
   return `${c.traceId}-${c.spanId}-${c.sampled ? '1' : '0'}`
 }
 
-/** B3 multi-header: X-B3-TraceId, X-B3-SpanId, X-B3-Sampled / X-B3-Flags. */
-export function parseB3Multi(carrier: Carrier): Parsed | null {
+/**
+ * B3 multi-header: X-B3-TraceId, X-B3-SpanId, X-B3-Sampled / X-B3-Flags.
+ * X-B3-Sampled or X-B3-Flags without ids is a decision alone.
+ */
+export function parseB3Multi(carrier: Carrier): SpanContext | Decision | string | null {
   const traceId = carrier.get('x-b3-traceid')
   const spanId = carrier.get('x-b3-spanid')
-  if (traceId === undefined && spanId === undefined) return null
+  const debug = carrier.get('x-b3-flags')?.trim() === '1'
+  const sampledHeader = carrier.get('x-b3-sampled')?.trim().toLowerCase()
+  if (traceId === undefined && spanId === undefined) {
+    if (debug) return { decision: { sampled: true, debug: true } }
+    if (sampledHeader === '1' || sampledHeader === 'true') return { decision: { sampled: true, debug: false } }
+    if (sampledHeader === '0' || sampledHeader === 'false') return { decision: { sampled: false, debug: false } }
+    return sampledHeader === undefined || sampledHeader === '' ? null : 'malformed'
+  }
   const t = (traceId ?? '').trim().toLowerCase()
   const s = (spanId ?? '').trim().toLowerCase()
   if (!/^[0-9a-f]{16}$|^[0-9a-f]{32}$/.test(t) || !HEX16.test(s)) return 'malformed'
   if (pad128(t) === ZERO32 || s === ZERO16) return 'zero_id'
-  const flags = carrier.get('x-b3-flags')?.trim()
-  const sampledHeader = carrier.get('x-b3-sampled')?.trim().toLowerCase()
-  const sampled = flags === '1' || sampledHeader === undefined || sampledHeader === '1' || sampledHeader === 'true'
-  return { traceId: pad128(t), spanId: s, sampled, traceState: '' }
+  const sampled = debug || sampledHeader === undefined || sampledHeader === '1' || sampledHeader === 'true'
+  const c: SpanContext = { traceId: pad128(t), spanId: s, sampled, traceState: '' }
+  if (debug) c.debug = true
+  return c
 }
 
 /** Jaeger uber-trace-id: traceid:spanid:parentid:flags (hex; ids may be shorter, zero-padded). */
-export function parseJaeger(header: string): Parsed {
+export function parseJaeger(header: string): SpanContext | string {
   const v = decodeURIComponentSafe(header.trim()).toLowerCase()
   const parts = v.split(':')
   if (parts.length !== 4) return 'malformed'
@@ -197,13 +237,15 @@ export function formatBaggage(b: ReadonlyMap<string, string>): string {
  * header when `baggage` is configured.
  */
 export function extract(carrier: Carrier, propagators: readonly Propagator[]): Extracted {
-  const result: Extracted = { context: null, from: null, baggage: new Map(), invalid: null }
+  const result: Extracted = { context: null, from: null, sampling: null, baggage: new Map(), invalid: null }
   const take = (p: Propagator, parsed: Parsed | null): void => {
     if (parsed === null || result.context !== null) return
     if (typeof parsed === 'string') result.invalid ??= `${p}:${parsed}`
+    else if ('decision' in parsed) result.sampling ??= parsed.decision
     else {
       result.context = parsed
       result.from = p
+      result.sampling ??= { sampled: parsed.sampled, debug: parsed.debug === true }
     }
   }
   for (const p of propagators) {

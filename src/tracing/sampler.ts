@@ -1,9 +1,10 @@
 // Agent-side sampling: the OTEL_TRACES_SAMPLER samplers plus a rate limit in
-// traces per second. A trace sampled out records no span (see grammar.ts):
-// it costs a map entry and the lookups of its messages. Cheaper still is to
-// let HAProxy decide and send nothing (haproxy/README.md, "Sampling").
+// traces per second. A trace sampled out records no span once its decision
+// is final (see TraceStore): it costs a map entry and the lookups of its
+// messages. Cheaper still is to let HAProxy decide and send nothing
+// (haproxy/README.md, "Sampling").
 
-import type { SpanContext } from './propagation.js'
+import type { UpstreamSampling } from './propagation.js'
 
 export const SAMPLERS = [
   'always_on',
@@ -40,11 +41,28 @@ export class Sampler {
     return this.c.name.startsWith('parentbased_')
   }
 
-  /** The decision for a new trace, whose parent (if any) came from the request. */
-  shouldSample(traceId: string, parent: SpanContext | null, nowUs: number): boolean {
+  /**
+   * Whether a context that arrives after a trace started can change its
+   * decision: the upstream's flag for parent-based samplers, the new trace
+   * id for the ratio. always_on and always_off decide once and for all.
+   */
+  get lateContextMatters(): boolean {
+    return this.parentBased || this.c.name === 'traceidratio'
+  }
+
+  /**
+   * The decision for a trace, from its id and what the request said about
+   * sampling (a parent's flag or a B3 decision alone), if anything.
+   * Parent-based samplers follow the upstream; B3 debug is never rate-limited.
+   * `admitted`: the trace already holds a token of the rate limit (a decision
+   * made again, after a late context).
+   */
+  shouldSample(traceId: string, upstream: UpstreamSampling | null, nowUs: number, admitted = false): boolean {
     let yes: boolean
-    if (parent !== null && this.parentBased) yes = parent.sampled
-    else {
+    if (upstream !== null && this.parentBased) {
+      if (upstream.debug) return upstream.sampled
+      yes = upstream.sampled
+    } else {
       switch (this.c.name) {
         case 'always_on':
         case 'parentbased_always_on':
@@ -58,7 +76,7 @@ export class Sampler {
           yes = ratioSample(traceId, this.c.ratio)
       }
     }
-    return yes && this.admit(nowUs)
+    return yes && (admitted || this.admit(nowUs))
   }
 
   private admit(nowUs: number): boolean {

@@ -15,7 +15,7 @@ import type { Logger } from 'pino'
 import { bump } from '../util/counters.js'
 import { LogLimiter } from '../util/log-limiter.js'
 import { IdGenerator } from './ids.js'
-import type { Propagator, SpanContext } from './propagation.js'
+import type { Propagator, SpanContext, UpstreamSampling } from './propagation.js'
 import { DEFAULT_SAMPLER, Sampler, type SamplerConfig } from './sampler.js'
 import { TracingStats } from './stats.js'
 import { DEFAULT_SPAN_LIMITS, type OpenSpan, type SpanLimits, Trace } from './trace.js'
@@ -49,6 +49,12 @@ export interface TraceStoreOptions {
   stats?: TracingStats
   ids?: IdGenerator
   logger?: Logger
+}
+
+/** What a request's context headers said: a parent, and/or a sampling decision. */
+export interface Upstream {
+  context: SpanContext | null
+  sampling: UpstreamSampling | null
 }
 
 /** Attribute set on spans that did not end by a finish= argument. */
@@ -89,10 +95,12 @@ export class TraceStore {
   }
 
   /**
-   * A new tree, or null when the cap on open trees is reached. With a remote
-   * parent the tree continues its trace; the sampler decides either way.
+   * A new tree, or null when the cap on open trees is reached. `upstream`:
+   * what the request's context headers said, when the creating message
+   * carried them (extract=), even if they said nothing. With a remote parent
+   * the tree continues its trace; the sampler decides either way.
    */
-  create(uniqueId: string, engineId: string | null, nowUs: number, remote: SpanContext | null = null): Trace | null {
+  create(uniqueId: string, engineId: string | null, nowUs: number, upstream: Upstream | null = null): Trace | null {
     if (this.count >= this.limits.maxTrees) {
       this.warnOnce('tree_cap', { maxTrees: this.limits.maxTrees }, 'open-tree cap reached: new requests are not traced')
       return null
@@ -103,15 +111,43 @@ export class TraceStore {
       trees = new Map()
       this.engines.set(engine, trees)
     }
+    const remote = upstream?.context ?? null
     const traceId = remote?.traceId ?? this.ids.traceId()
-    const sampled = this.sampler.shouldSample(traceId, remote, nowUs)
+    const sampled = this.sampler.shouldSample(traceId, upstream?.sampling ?? null, nowUs)
     if (!sampled) this.stats.treesSampledOut++
-    const tree = new Trace(uniqueId, engineId, traceId, nowUs, sampled)
+    const tree = new Trace(uniqueId, engineId, traceId, nowUs, sampled, upstream !== null || !this.sampler.lateContextMatters)
     if (remote !== null) tree.adopt(remote)
     trees.set(uniqueId, tree)
     this.count++
     this.stats.treesStarted++
     return tree
+  }
+
+  /**
+   * The request's context headers, seen after the tree started (the 9-span
+   * flow starts its root at on-client-session): a valid context joins its
+   * trace unless one of the tree's contexts went out already (then it is
+   * counted too_late), and the sampler decides again, as if it had come
+   * first. From then on the decision is final.
+   */
+  join(tree: Trace, upstream: Upstream, nowUs: number): void {
+    const remote = upstream.context
+    if (remote !== null && tree.remote === null) {
+      if (tree.injected) bump(this.stats.contextsInvalid, 'too_late')
+      else tree.adopt(remote)
+    }
+    if (tree.decided) return
+    const was = tree.sampled
+    tree.sampled = this.sampler.shouldSample(tree.traceId, upstream.sampling, nowUs, was)
+    if (tree.sampled !== was) this.stats.treesSampledOut += tree.sampled ? -1 : 1
+    this.settle(tree)
+  }
+
+  /** Makes the tree's sampling decision final (a context of it goes out, or its headers were seen). */
+  settle(tree: Trace): void {
+    tree.decided = true
+    const recording = tree.sampled
+    for (const span of tree.open.values()) span.recording = recording
   }
 
   private *allTrees(): Generator<Trace> {
@@ -159,7 +195,11 @@ export class TraceStore {
       this.count--
       if (trees.size === 0) this.engines.delete(engine)
     }
-    if (tree.sampled && tree.ended.length > 0) this.sink.push(tree.ended)
+    if (!tree.sampled || tree.ended.length === 0) return
+    // One trace, one sampled flag: whatever the flags of a span were when it
+    // started (the decision may have changed since), it leaves with the tree's.
+    for (const rec of tree.ended) rec.traceFlags = 1
+    this.sink.push(tree.ended)
   }
 
   /**

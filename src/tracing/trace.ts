@@ -127,8 +127,18 @@ export class Trace {
   readonly engineId: string | null
   /** Ours, or the remote one once a context is joined (see adopt()). */
   traceId: string
-  /** The sampler's decision; a sampled-out tree exports nothing. */
+  /**
+   * The sampler's decision; a sampled-out tree exports nothing, and every
+   * span a sampled tree exports carries it (TraceStore stamps the flags).
+   */
   sampled: boolean
+  /**
+   * The decision can no longer change: the request's context headers were
+   * seen (extract=), a context went out (inject=), or the sampler does not
+   * care about them. Until then spans record even if `sampled` is false, so
+   * that a late "sampled" upstream gets whole spans.
+   */
+  decided: boolean
   /** The upstream span this request continues, when the request carried one. */
   remote: SpanContext | null = null
   traceState = ''
@@ -144,26 +154,31 @@ export class Trace {
   /** Baggage that came with the request, inherited by the root. */
   baggage: Map<string, string> | null = null
 
-  constructor(uniqueId: string, engineId: string | null, traceId: string, nowUs: number, sampled: boolean) {
+  constructor(uniqueId: string, engineId: string | null, traceId: string, nowUs: number, sampled: boolean, decided: boolean) {
     this.uniqueId = uniqueId
     this.engineId = engineId
     this.traceId = traceId
     this.lastUs = nowUs
     this.sampled = sampled
+    this.decided = decided
+  }
+
+  /** Whether spans of this tree record attributes and events. */
+  get recording(): boolean {
+    return this.sampled || !this.decided
   }
 
   /**
    * Joins the trace of a remote parent: every span so far moves to its trace
-   * id and flags, and the root becomes the remote span's child.
+   * id, and the root becomes the remote span's child. The sampled flag stays
+   * the tree's own decision (TraceStore decides again when it may change).
    */
   adopt(remote: SpanContext): void {
     this.remote = remote
     this.traceId = remote.traceId
     this.traceState = remote.traceState
-    const flags = remote.sampled ? 1 : 0
     const move = (rec: FinishedSpan): void => {
       rec.traceId = remote.traceId
-      rec.traceFlags = flags
       rec.traceState = remote.traceState
       for (const l of rec.links) l.traceId = remote.traceId
     }
@@ -206,7 +221,7 @@ export class Trace {
       droppedEvents: 0,
       droppedLinks: 0,
     }
-    const span = new OpenSpan(rec, parent ? parent.baggage : this.baggage, nowUs, this.sampled, hits)
+    const span = new OpenSpan(rec, parent ? parent.baggage : this.baggage, nowUs, this.recording, hits)
     if (followsFrom && parent && limits.maxLinks === 0) {
       rec.droppedLinks++
       hits.linksDropped++

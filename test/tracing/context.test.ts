@@ -152,3 +152,104 @@ t.test("time=: spans use HAProxy's own event times", async (t) => {
   apply(m(id('y'), a('time', 'soon'), a('span', 'r'), a('finish', '*')))
   t.same([store.stats.argumentErrors.get('time_out_of_range'), store.stats.argumentErrors.get('bad_time')], [1, 1])
 })
+
+// The 9-span flow: the root starts at on-client-session, the request's
+// context headers arrive with a later message.
+const flowStart = (apply: (...m: Message[]) => Action[], rid: string) => {
+  apply(m(id(rid), a('span', 'HAProxy session'), a('baggage', 'haproxy_id'), a('', rid), a('span', 'Client session'), a('child-of', 'HAProxy session')))
+  apply(m(id(rid), a('span', 'Frontend TCP request'), a('child-of', 'Client session'), a('tag', 'early'), a('', 'yes'), a('finish', 'Frontend TCP request')))
+}
+const flowEnd = (apply: (...m: Message[]) => Action[], rid: string, headers: Array<[string, string]>) => {
+  const ex = headers.flatMap(([h, v]) => [a('extract', h), a('', v)])
+  apply(m(id(rid), ...ex, a('span', 'Frontend HTTP request'), a('child-of', 'Client session'), a('tag', 'late'), a('', 'yes')))
+  return apply(m(id(rid), a('inject', 'Frontend HTTP request'), a('finish', '*')))
+}
+
+t.test('one trace, one sampled flag: a late context under a sampler that is not parent-based', async (t) => {
+  const samplers: SamplerConfig[] = [
+    { name: 'always_on', ratio: 1, rateLimit: 0 },
+    { name: 'traceidratio', ratio: 1, rateLimit: 0 },
+    { name: 'parentbased_always_on', ratio: 1, rateLimit: 0 },
+  ]
+  for (const sampler of samplers) {
+    const { sink, apply } = setup({ sampler })
+    flowStart(apply, 'r1')
+    const out = flowEnd(apply, 'r1', [['traceparent', `00-${T}-${P}-00`]])
+    if (sampler.name === 'parentbased_always_on') {
+      t.equal(sink.spans.length, 0, `${sampler.name}: the upstream's "not sampled" wins, for the spans before it too`)
+      t.match(vars(out).traceparent, /-00$/)
+      continue
+    }
+    // The sampler decides, not the upstream flag; every span says so, those started before the context too.
+    t.equal(sink.spans.length, 4, `${sampler.name}: sampled whatever the upstream flag`)
+    t.same([...new Set(sink.spans.map((s) => s.traceFlags))], [1], `${sampler.name}: every span has the same flag`)
+    t.same([...new Set(sink.spans.map((s) => s.traceId))], [T], `${sampler.name}: one trace`)
+    t.match(vars(out).traceparent, /-01$/, `${sampler.name}: downstream is told the same`)
+  }
+})
+
+t.test('a late "sampled" upstream under a parent-based sampler: the spans before it were recorded whole', async (t) => {
+  for (const sampler of [
+    { name: 'parentbased_traceidratio', ratio: 0, rateLimit: 0 },
+    { name: 'parentbased_always_off', ratio: 1, rateLimit: 0 },
+  ] as SamplerConfig[]) {
+    const { sink, store, apply } = setup({ sampler })
+    flowStart(apply, 'r1')
+    const out = flowEnd(apply, 'r1', [['traceparent', `00-${T}-${P}-01`]])
+    t.equal(sink.spans.length, 4, `${sampler.name}: the upstream's "sampled" wins`)
+    t.same([...new Set(sink.spans.map((s) => s.traceFlags))], [1])
+    t.equal(sink.byName('HAProxy session').attributes['haproxy.unique_id'], 'r1', 'the root has its attributes')
+    t.equal(sink.byName('HAProxy session').attributes['baggage.haproxy_id'], 'r1')
+    t.equal(sink.byName('Frontend TCP request').attributes.early, 'yes', 'a span ended before the context has its tags')
+    t.match(vars(out).traceparent, /-01$/)
+    t.equal(store.stats.treesSampledOut, 0)
+    // No context at all: the sampler's own decision stands, final once the headers were seen.
+    flowStart(apply, 'r2')
+    flowEnd(apply, 'r2', [['traceparent', '']])
+    t.equal(sink.spans.length, 4, `${sampler.name}: a request without a context is sampled out`)
+    t.equal(store.stats.treesSampledOut, 1)
+  }
+})
+
+t.test('once the headers were seen, the decision is final: open spans stop recording', async (t) => {
+  const { store, apply } = setup({ sampler: { name: 'parentbased_always_off', ratio: 1, rateLimit: 0 } })
+  flowStart(apply, 'r1')
+  const tree = store.get('e1', 'r1')!
+  t.same([tree.sampled, tree.decided, tree.recording], [false, false, true], 'before the headers: recording, provisionally')
+  apply(m(id('r1'), a('extract', 'traceparent'), a('', tv.null()), a('span', 'Frontend HTTP request'), a('child-of', 'Client session')))
+  t.same([tree.sampled, tree.decided, tree.recording], [false, true, false])
+  t.equal(tree.open.get('HAProxy session')!.recording, false, 'open spans stop recording')
+  t.equal(tree.open.get('Frontend HTTP request')!.recording, false)
+  // A sampler that ignores the upstream decides once and for all, at the root.
+  const on = setup({ sampler: { name: 'always_on', ratio: 1, rateLimit: 0 } })
+  on.apply(m(id('x'), a('span', 'root')))
+  t.equal(on.store.get('e1', 'x')!.decided, true)
+})
+
+t.test('B3 sampling-only forms (b3: 0 / 1 / d, X-B3-Sampled, X-B3-Flags): honoured, not malformed', async (t) => {
+  const { sink, store, apply } = setup({ propagators: ['b3', 'b3multi'], sampler: { name: 'parentbased_traceidratio', ratio: 0, rateLimit: 0 } })
+  // b3: 1 (accept): sampled although the ratio is 0; a new trace (no ids came).
+  let out = apply(m(id('one'), a('extract', 'b3'), a('', '1'), a('span', 'root'), a('inject', 'root'), a('finish', '*')))
+  const one = sink.byName('root')
+  t.equal(one.parentSpanId, '', 'no ids: a new trace')
+  t.match(vars(out).b3, new RegExp(`^${one.traceId}-${one.spanId}-1$`))
+  // b3: 0 (deny) under parentbased_always_on: not sampled, downstream told so.
+  const deny = setup({ propagators: ['b3'] })
+  out = deny.apply(m(id('zero'), a('extract', 'b3'), a('', '0'), a('span', 'root'), a('inject', 'root'), a('finish', '*')))
+  t.equal(deny.sink.spans.length, 0, 'b3: 0: nothing exported')
+  t.match(vars(out).b3, /-0$/, 'and the server is told not to sample')
+  t.equal(deny.store.stats.contextsInvalid.size, 0, 'not counted as malformed')
+  // b3: d (debug) and X-B3-Flags: 1, after the root (late), with a rate limit that is used up.
+  const dbg = setup({ propagators: ['b3', 'b3multi'], sampler: { name: 'parentbased_always_on', ratio: 1, rateLimit: 1 } })
+  dbg.apply(m(id('first'), a('span', 'root'), a('finish', '*')))
+  dbg.apply(m(id('d'), a('span', 'root')))
+  dbg.apply(m(id('d'), a('extract', 'b3'), a('', 'd'), a('finish', '*')))
+  dbg.apply(m(id('flags'), a('extract', 'x-b3-flags'), a('', '1'), a('span', 'root'), a('finish', '*')))
+  dbg.apply(m(id('limited'), a('extract', 'x-b3-sampled'), a('', '1'), a('span', 'root'), a('finish', '*')))
+  t.equal(dbg.sink.trees.length, 3, 'the first trace, and both debug ones past the rate limit; not the plain "sampled"')
+  t.equal(store.stats.contextsInvalid.size, 0)
+  // X-B3-Sampled: 0 alone, late.
+  apply(m(id('late0'), a('span', 'root')))
+  apply(m(id('late0'), a('extract', 'x-b3-sampled'), a('', '0'), a('finish', '*')))
+  t.equal(sink.trees.length, 1, 'denied')
+})

@@ -73,7 +73,12 @@ t.test('B3 single and multi, Jaeger', async (t) => {
   t.same(parseB3(`${T}-${S}-1`), { traceId: T, spanId: S, sampled: true, traceState: '' })
   t.same(parseB3(`a3ce929d0e0e4736-${S}-0-05e3ac9a4f6e3b90`), { traceId: `0000000000000000a3ce929d0e0e4736`, spanId: S, sampled: false, traceState: '' })
   t.same(parseB3(`${T}-${S}`), { traceId: T, spanId: S, sampled: true, traceState: '' }, 'no decision: sampled')
-  t.equal(parseB3('0'), 'malformed', 'a lone sampling decision is not a context')
+  t.same(parseB3('0'), { decision: { sampled: false, debug: false } }, 'b3: 0 is a decision without a context: deny')
+  t.same(parseB3(' 1 '), { decision: { sampled: true, debug: false } }, 'b3: 1: accept')
+  t.same(parseB3('d'), { decision: { sampled: true, debug: true } }, 'b3: d: debug')
+  t.same(parseB3(`${T}-${S}-d`), { traceId: T, spanId: S, sampled: true, traceState: '', debug: true }, 'debug with ids')
+  t.equal(parseB3('2'), 'malformed')
+  t.equal(parseB3(`${T}-${S}-1-${S}-extra`), 'malformed')
   t.equal(parseB3(`${T}-${S}-x`), 'malformed')
   const multi = new Map([['x-b3-traceid', T], ['x-b3-spanid', S], ['x-b3-sampled', '0']])
   t.same(extract(multi, ['b3multi']).context, { traceId: T, spanId: S, sampled: false, traceState: '' })
@@ -106,7 +111,7 @@ t.test('extract: configured propagators in order, first valid wins, invalid coun
   t.equal(extract(carrier, ['jaeger']).context, null, 'not configured: not read')
   const bad = extract(new Map([['traceparent', 'nonsense'], ['b3', `${T}-${S}-1`]]), ['tracecontext', 'b3'])
   t.same([bad.from, bad.invalid], ['b3', 'tracecontext:malformed'], 'falls through, keeps the reason')
-  t.same(extract(new Map(), ['tracecontext']), { context: null, from: null, baggage: new Map(), invalid: null })
+  t.same(extract(new Map(), ['tracecontext']), { context: null, from: null, sampling: null, baggage: new Map(), invalid: null })
 })
 
 t.test('inject: one variable per format; names HAProxy accepts', async (t) => {
@@ -130,4 +135,25 @@ t.test('OTEL_PROPAGATORS', async (t) => {
   t.same(parsePropagators('tracecontext,baggage'), { propagators: ['tracecontext', 'baggage'], unknown: [] })
   t.same(parsePropagators(' B3 , jaeger,xray'), { propagators: ['b3', 'jaeger'], unknown: ['xray'] })
   t.same(parsePropagators('none'), { propagators: [], unknown: [] })
+})
+
+t.test('B3 decisions without ids: honoured as the upstream sampling, never as malformed', async (t) => {
+  const ex = (headers: Record<string, string>, p: Array<'b3' | 'b3multi' | 'tracecontext'> = ['b3', 'b3multi']) =>
+    extract(new Map(Object.entries(headers)), p)
+  for (const [h, sampled, debug] of [['0', false, false], ['1', true, false], ['d', true, true]] as const) {
+    const e = ex({ b3: h })
+    t.same([e.context, e.sampling, e.invalid], [null, { sampled, debug }, null], `b3: ${h}`)
+  }
+  t.same(ex({ 'x-b3-sampled': '0' }).sampling, { sampled: false, debug: false }, 'X-B3-Sampled: 0 alone')
+  t.same(ex({ 'x-b3-sampled': 'true' }).sampling, { sampled: true, debug: false }, 'X-B3-Sampled: true alone')
+  t.same(ex({ 'x-b3-flags': '1' }).sampling, { sampled: true, debug: true }, 'X-B3-Flags: 1 alone: debug')
+  t.same(ex({ 'x-b3-sampled': 'maybe' }).invalid, 'b3multi:malformed')
+  t.same(ex({ 'x-b3-traceid': T, 'x-b3-spanid': S, 'x-b3-flags': '1' }).sampling, { sampled: true, debug: true }, 'debug with ids')
+  // A context carries its own flag; the first configured propagator with a context or a decision decides.
+  const both = { b3: '0', traceparent: `00-${T}-${S}-01` }
+  const e = ex(both, ['b3', 'tracecontext'])
+  t.same([e.context?.traceId, e.from, e.sampling], [T, 'tracecontext', { sampled: false, debug: false }], 'b3: 0 first: ids from traceparent, the decision from b3')
+  t.same(ex(both, ['tracecontext', 'b3']).sampling, { sampled: true, debug: false }, 'traceparent first: its flag')
+  t.same(ex({ traceparent: `00-${T}-${S}-00` }, ['tracecontext']).sampling, { sampled: false, debug: false })
+  t.equal(ex({}, ['tracecontext', 'b3']).sampling, null, 'no header: nothing said')
 })
