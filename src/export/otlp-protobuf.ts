@@ -42,7 +42,10 @@ class ProtoWriter {
   buf: Buffer
   pos = 0
 
+  private readonly unpooled: boolean
+
   constructor(size = 64 * 1024, unpooled = false) {
+    this.unpooled = unpooled
     this.buf = unpooled ? Buffer.allocUnsafeSlow(Math.max(16, size)) : Buffer.allocUnsafe(Math.max(16, size))
   }
 
@@ -50,7 +53,7 @@ class ProtoWriter {
     if (this.pos + n <= this.buf.length) return
     let size = this.buf.length * 2
     while (size < this.pos + n) size *= 2
-    const next = Buffer.allocUnsafe(size)
+    const next = this.unpooled ? Buffer.allocUnsafeSlow(size) : Buffer.allocUnsafe(size)
     this.buf.copy(next, 0, 0, this.pos)
     this.buf = next
   }

@@ -21,6 +21,19 @@ const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 }
 // Under tap's TypeScript loader this module is a .ts file and so is its worker.
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
 
+/**
+ * `body` if it owns its whole ArrayBuffer, else a copy that does. A body is
+ * moved to the worker (transferred, not copied), which detaches its
+ * ArrayBuffer: a view of a larger one, such as Node's shared Buffer pool
+ * (Buffer.from, small Buffer.allocUnsafe), would take the rest of that
+ * buffer with it (Node 20 copies an untransferable pool whole instead; later
+ * versions refuse it). The encoder makes bodies that own theirs; this keeps
+ * any other from ever being moved.
+ */
+export function ownedBody(body: Uint8Array): Uint8Array {
+  return body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer ? body : new Uint8Array(body)
+}
+
 /** What the queue hands to a worker: span records, or an encoded OTLP/protobuf request. */
 export type Batch =
   | { kind: 'records'; spans: FinishedSpan[] }
@@ -208,9 +221,9 @@ export class ExportPool {
     if (batch.kind === 'records') {
       best.worker!.postMessage({ type: 'export', id, spans: batch.spans } satisfies ToWorker)
     } else {
-      const msg: ToWorker = { type: 'export-encoded', id, body: batch.body, count: batch.count }
-      // The body owns its ArrayBuffer (never a pooled slab): moving it costs nothing.
-      best.worker!.postMessage(msg, [batch.body.buffer as ArrayBuffer])
+      const body = ownedBody(batch.body)
+      const msg: ToWorker = { type: 'export-encoded', id, body, count: batch.count }
+      best.worker!.postMessage(msg, [body.buffer as ArrayBuffer])
     }
     return true
   }

@@ -1,6 +1,7 @@
 // Our OTLP/protobuf encoder against the OpenTelemetry serializer: the same
 // records must give the same bytes.
 
+import { MessageChannel } from 'node:worker_threads'
 import t from 'tap'
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
 import { defaultResource } from '@opentelemetry/resources'
@@ -70,4 +71,29 @@ t.test('a batch much larger than the initial buffer', async (t) => {
   const [ours, otel] = both(records)
   t.ok(ours.length > 64 * 1024)
   t.same(ours, otel)
+})
+
+t.test('a request body owns its ArrayBuffer (it is moved to a worker), whatever its size', async (t) => {
+  const { OtlpBatchBuilder } = await import('../../src/export/otlp-protobuf.js')
+  const { ownedBody } = await import('../../src/export/pool.js')
+  const builder = new OtlpBatchBuilder({ resource, defaults: {}, scope })
+  for (const n of [1, 3, 200]) {
+    builder.add(Array.from({ length: n }, () => record({ attributes: { k: 'v'.repeat(50) } })))
+    const body = builder.take()!
+    t.same([body.byteOffset, body.byteLength], [0, body.buffer.byteLength], `${n} span(s), ${body.byteLength} bytes: the whole buffer`)
+    t.equal(ownedBody(body), body, 'moved as it is')
+  }
+  // A view of Node's shared pool (Buffer.from of a few bytes) is copied before it can be moved.
+  const pooled = Buffer.from('a small body')
+  t.ok(pooled.buffer.byteLength > pooled.byteLength, 'a slice of the shared pool')
+  const moved = ownedBody(pooled)
+  t.not(moved.buffer, pooled.buffer, 'a copy of its own')
+  t.same([moved.byteOffset, moved.byteLength, moved.buffer.byteLength], [0, pooled.byteLength, pooled.byteLength])
+  t.same(Buffer.from(moved), pooled, 'same bytes')
+  const { port1, port2 } = new MessageChannel()
+  port1.postMessage(moved, [moved.buffer as ArrayBuffer])
+  t.equal(moved.byteLength, 0, 'the copy is detached by the move')
+  t.equal(pooled.toString(), 'a small body', 'the pool is untouched')
+  port1.close()
+  port2.close()
 })
