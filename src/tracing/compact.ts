@@ -9,15 +9,26 @@
 //   parent=<incoming span id>  tracestate=<...>
 //   start=<epoch us at http-request>  end=<epoch us at http-response>
 //   timers="<TR> <Tw> <Tc> <Tr>"   (ms, -1 when the step did not happen)
-//   method= url= host= status= frontend= backend= server= client=   tag=<key> <value>...
+//   method= url=<path and query> host=<Host header> status= version= ua= tls=
+//   frontend= backend= server= client= client_port= server_addr= server_port=
+//   tag=<key> <value>...
 //
 // The tree:  SERVER "<method> <frontend>"  [start, end]
 //              queue      [start, +Tw]                    when Tw > 0
 //              CLIENT "<method> <backend>"  [start+Tw, end]  id = the server's parent
 //                connect           [.., +Tc]              when Tc > 0
 //                server response   [.., +Tr]              when Tr >= 0
+//
+// Attributes follow OpenTelemetry's stable HTTP conventions, the same names
+// as haproxy/spoe-propagation.cfg: the SERVER span has the request
+// (http.request.method, url.path, url.query, url.scheme, server.address and
+// server.port from the Host header, client.address, client.port,
+// network.protocol.version, user_agent.original) and the response status;
+// the CLIENT span the method, the server's address and port, the status.
+// Status and error.type: http-status.ts.
 
 import { DataType, type NamedValue } from '../spop/index.js'
+import { httpErrorType } from './http-status.js'
 import type { IdGenerator } from './ids.js'
 import { parseTraceparent } from './propagation.js'
 import { type Attributes, type FinishedSpan, type SpanKindName, StatusCode } from './types.js'
@@ -34,10 +45,17 @@ export interface CompactFields {
   url: string
   host: string
   status: number
+  version: string
+  userAgent: string
+  /** The client's connection was TLS (ssl_fc); null when HAProxy could not tell. */
+  tls: boolean | null
   frontend: string
   backend: string
   server: string
   client: string
+  clientPort: number
+  serverAddr: string
+  serverPort: number
   tags: Array<[string, NamedValue[]]>
 }
 
@@ -62,10 +80,16 @@ export function readCompact(args: readonly NamedValue[]): CompactFields {
     url: '',
     host: '',
     status: 0,
+    version: '',
+    userAgent: '',
+    tls: null,
     frontend: '',
     backend: '',
     server: '',
     client: '',
+    clientPort: 0,
+    serverAddr: '',
+    serverPort: 0,
     tags: [],
   }
   let tag: [string, NamedValue[]] | null = null
@@ -107,6 +131,24 @@ export function readCompact(args: readonly NamedValue[]): CompactFields {
         break
       case 'status':
         f.status = num(a) || 0
+        break
+      case 'version':
+        f.version = text(a)
+        break
+      case 'ua':
+        f.userAgent = text(a)
+        break
+      case 'tls':
+        f.tls = a.type === DataType.BOOL ? a.value === true : null
+        break
+      case 'client_port':
+        f.clientPort = num(a) || 0
+        break
+      case 'server_addr':
+        f.serverAddr = text(a)
+        break
+      case 'server_port':
+        f.serverPort = num(a) || 0
         break
       case 'frontend':
         f.frontend = text(a)
@@ -190,6 +232,7 @@ export function buildCompact(
 
   const method = f.method || 'HTTP'
   const q = f.url.indexOf('?')
+  const scheme = f.tls === true ? 'https' : 'http'
   const serverAttrs: Attributes = {}
   if (uniqueId !== '') serverAttrs['haproxy.unique_id'] = uniqueId
   if (f.method) serverAttrs['http.request.method'] = f.method
@@ -197,15 +240,25 @@ export function buildCompact(
     serverAttrs['url.path'] = q < 0 ? f.url : f.url.slice(0, q)
     if (q >= 0) serverAttrs['url.query'] = f.url.slice(q + 1)
   }
-  if (f.host) serverAttrs['server.address'] = f.host
-  if (f.status) serverAttrs['http.response.status_code'] = f.status
+  serverAttrs['url.scheme'] = scheme
+  const host = parseHost(f.host)
+  if (host !== null) {
+    serverAttrs['server.address'] = host.address
+    serverAttrs['server.port'] = host.port ?? (scheme === 'https' ? 443 : 80)
+  }
   if (f.client) serverAttrs['client.address'] = f.client
+  if (f.clientPort) serverAttrs['client.port'] = f.clientPort
+  if (f.version) serverAttrs['network.protocol.version'] = protocolVersion(f.version)
+  if (f.userAgent) serverAttrs['user_agent.original'] = f.userAgent
+  if (f.status) serverAttrs['http.response.status_code'] = f.status
   if (f.frontend) serverAttrs['haproxy.frontend'] = f.frontend
   for (const [key, values] of f.tags) {
     const v = values.length > 0 ? valuesToAttribute(values) : undefined
     if (v !== undefined && key !== '') serverAttrs[key] = v
   }
-  const root = make(ids.spanId(), parent, `${method} ${f.frontend || 'haproxy'}`.trim(), 'server', f.startUs, f.endUs, serverAttrs, f.status >= 500)
+  const serverError = httpErrorType('server', f.status)
+  if (serverError !== null) serverAttrs['error.type'] ??= serverError
+  const root = make(ids.spanId(), parent, `${method} ${f.frontend || 'haproxy'}`.trim(), 'server', f.startUs, f.endUs, serverAttrs, serverError !== null)
 
   let t = f.startUs
   if (queue > 0) make(ids.spanId(), root.spanId, 'queue', 'internal', t, t + queue, {}, false)
@@ -214,13 +267,34 @@ export function buildCompact(
   if (connect >= 0 || response >= 0) {
     const clientAttrs: Attributes = {}
     if (f.method) clientAttrs['http.request.method'] = f.method
+    if (f.serverAddr) clientAttrs['server.address'] = f.serverAddr
+    if (f.serverPort) clientAttrs['server.port'] = f.serverPort
     if (f.backend) clientAttrs['haproxy.backend'] = f.backend
     if (f.server) clientAttrs['haproxy.server'] = f.server
     if (f.status) clientAttrs['http.response.status_code'] = f.status
-    const client = make(ctx.spanId, root.spanId, `${method} ${f.backend || 'backend'}`, 'client', t, f.endUs, clientAttrs, f.status >= 400)
+    const clientError = httpErrorType('client', f.status)
+    if (clientError !== null) clientAttrs['error.type'] = clientError
+    const client = make(ctx.spanId, root.spanId, `${method} ${f.backend || 'backend'}`, 'client', t, f.endUs, clientAttrs, clientError !== null)
     if (connect > 0) make(ids.spanId(), client.spanId, 'connect', 'internal', t, t + connect, {}, false)
     if (connect > 0) t += connect
     if (response >= 0) make(ids.spanId(), client.spanId, 'server response', 'internal', t, t + response, {}, false)
   }
   return spans
+}
+
+/**
+ * server.address and server.port from a Host header (or :authority):
+ * "name", "name:port", "[v6]" or "[v6]:port". Null when there is none.
+ */
+export function parseHost(host: string): { address: string; port: number | null } | null {
+  const h = host.trim()
+  if (h === '') return null
+  const m = /^\[([^\]]*)\](?::(\d{1,5}))?$/.exec(h) ?? /^([^:]*)(?::(\d{1,5}))?$/.exec(h)
+  if (m === null) return { address: h, port: null }
+  return { address: m[1]!, port: m[2] === undefined ? null : Number(m[2]) }
+}
+
+/** HAProxy's req.ver ("1.1", "2.0") as the conventions write it ("1.1", "2"). */
+export function protocolVersion(v: string): string {
+  return v === '2.0' ? '2' : v === '3.0' ? '3' : v
 }

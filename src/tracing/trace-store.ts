@@ -14,6 +14,7 @@
 import type { Logger } from 'pino'
 import { bump } from '../util/counters.js'
 import { LogLimiter } from '../util/log-limiter.js'
+import { applyHttpStatus } from './http-status.js'
 import { IdGenerator } from './ids.js'
 import type { Propagator, SpanContext, UpstreamSampling } from './propagation.js'
 import { DEFAULT_SAMPLER, Sampler, type SamplerConfig } from './sampler.js'
@@ -167,6 +168,7 @@ export class TraceStore {
   }
 
   endSpan(tree: Trace, span: OpenSpan, nowUs: number): void {
+    if (span.recording) applyHttpStatus(span.rec, (k, v) => span.setAttribute(k, v, this.spanLimits))
     tree.endSpan(span, nowUs)
     this.stats.spansFinished++
     this.stats.openSpans--

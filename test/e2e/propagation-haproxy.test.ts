@@ -3,7 +3,7 @@
 // backend receives a context whose parent is a span the agent exported.
 // With a valid incoming traceparent, without one, with a malformed one, with
 // sampled=0; B3 and Jaeger when configured; and span times against a backend
-// that takes a known time.
+// that takes a known time. The attributes, status and timing: semconv-haproxy.test.ts.
 
 import t, { type Test } from 'tap'
 import type { Propagator } from '../../src/tracing/propagation.js'

@@ -24,10 +24,15 @@ function compact(over: Record<string, TypedValue | string> = {}, extra: NamedVal
     url: '/api/items?page=2',
     host: 'shop.example',
     status: tv.int64(200),
+    version: '1.1',
+    ua: 'curl/8.0 (x86_64, linux)',
     frontend: 'http-in',
     backend: 'app',
     server: 'app1',
     client: tv.ipv4('10.1.2.3'),
+    client_port: tv.int64(51234),
+    server_addr: tv.ipv4('10.0.0.7'),
+    server_port: tv.int64(8000),
     ...over,
   }
   return { name: 'spoa-tracer:compact', args: [a('id', 'uid-1'), ...Object.entries(fields).map(([k, v]) => a(k, v)), ...extra] }
@@ -55,12 +60,26 @@ t.test('a full request: server span, queue, client span with connect and server 
     'http.request.method': 'GET',
     'url.path': '/api/items',
     'url.query': 'page=2',
+    'url.scheme': 'http',
     'server.address': 'shop.example',
-    'http.response.status_code': 200,
+    'server.port': 80,
     'client.address': '10.1.2.3',
+    'client.port': 51234,
+    'network.protocol.version': '1.1',
+    'user_agent.original': 'curl/8.0 (x86_64, linux)',
+    'http.response.status_code': 200,
     'haproxy.frontend': 'http-in',
     tenant: 'acme',
   })
+  t.same(client.attributes, {
+    'http.request.method': 'GET',
+    'server.address': '10.0.0.7',
+    'server.port': 8000,
+    'haproxy.backend': 'app',
+    'haproxy.server': 'app1',
+    'http.response.status_code': 200,
+  })
+  t.same([server.status.code, client.status.code], [0, 0], '2xx: status unset')
   t.same([client.spanId, client.parentSpanId, client.kind, client.parentIsRemote], [C, server.spanId, 'client', false], "the client span carries the id the server saw as its parent")
   t.same([client.startUs, client.endUs], [start + 2000, start + 60_000], 'after the queue')
   const q = byName.get('queue')!
@@ -76,11 +95,45 @@ t.test('no server reached (Tc and Tr -1): no client span; 5xx is an error', asyn
   const { sink } = run(compact({ timers: '0 -1 -1 -1', status: tv.int64(503), parent: '' }))
   t.same(sink.spans.map((s) => s.name), ['GET http-in'])
   t.same([sink.spans[0]!.status.code, sink.spans[0]!.parentSpanId, sink.spans[0]!.parentIsRemote], [2, '', false])
+  t.equal(sink.spans[0]!.attributes['error.type'], '503', 'error.type: the status code, as a string')
 })
 
-t.test('client errors mark the client span only', async (t) => {
-  const { sink } = run(compact({ status: tv.int64(404), timers: '0 0 0 4' }))
-  t.same(sink.spans.map((s) => [s.name, s.status.code]), [['GET http-in', 0], ['GET app', 2], ['server response', 0]])
+t.test('status as the conventions say: SERVER an error for 5xx only, CLIENT for 4xx and 5xx', async (t) => {
+  const cases: Array<[number, number, number]> = [
+    [200, 0, 0],
+    [302, 0, 0],
+    [404, 0, 2],
+    [429, 0, 2],
+    [500, 2, 2],
+    [503, 2, 2],
+  ]
+  for (const [status, serverCode, clientCode] of cases) {
+    const { sink } = run(compact({ status: tv.int64(status), timers: '0 0 0 4' }))
+    const server = sink.spans.find((s) => s.kind === 'server')!
+    const client = sink.spans.find((s) => s.kind === 'client')!
+    t.same([server.status.code, client.status.code], [serverCode, clientCode], `${status}`)
+    t.equal(server.attributes['error.type'], serverCode === 2 ? String(status) : undefined, `${status}: server error.type`)
+    t.equal(client.attributes['error.type'], clientCode === 2 ? String(status) : undefined, `${status}: client error.type`)
+    t.same(sink.spans.filter((s) => s.kind === 'internal').map((s) => s.status.code), [0], 'internal spans: unset')
+  }
+})
+
+t.test('host, scheme and protocol version as the conventions write them', async (t) => {
+  const server = (over: Record<string, TypedValue | string>) => run(compact(over)).sink.spans.find((s) => s.kind === 'server')!.attributes
+  const at = (over: Record<string, TypedValue | string>) => {
+    const x = server(over)
+    return [x['server.address'], x['server.port'], x['url.scheme']]
+  }
+  t.same(at({ host: 'shop.example:8443' }), ['shop.example', 8443, 'http'])
+  t.same(at({ host: 'shop.example', tls: tv.bool(true) }), ['shop.example', 443, 'https'], 'no port: the scheme default')
+  t.same(at({ host: '[2001:db8::1]:8080' }), ['2001:db8::1', 8080, 'http'], 'IPv6 literal')
+  t.same(at({ host: '[2001:db8::1]' }), ['2001:db8::1', 80, 'http'])
+  t.same(at({ host: '10.0.0.1:81' }), ['10.0.0.1', 81, 'http'])
+  t.same(at({ host: tv.null() }), [undefined, undefined, 'http'], 'no Host: no server.address')
+  t.equal(server({ version: '2.0' })['network.protocol.version'], '2')
+  t.equal(server({ version: '1.0' })['network.protocol.version'], '1.0')
+  t.equal(server({ url: '/p' })['url.query'], undefined, 'no query: no url.query')
+  t.equal(server({ url: '/p?' })['url.query'], '', 'an empty query is a query')
 })
 
 t.test('unusable messages create nothing and are counted', async (t) => {
