@@ -111,6 +111,8 @@ export interface CliIo {
   env: Env
   /** Whether stdout is a terminal (pretty logs by default). */
   isTTY: boolean
+  /** Whether stderr is a terminal (where logs go while the console exporter has stdout). */
+  stderrIsTTY?: boolean
   readFile?: (path: string) => string
 }
 
@@ -180,6 +182,10 @@ export async function parseCli(argv: string[], io: CliIo): Promise<CliResult> {
   if (cli.logfile !== undefined) {
     result.log.file = parseLogFile(String(cli.logfile))
     result.log.format = 'json'
+  } else if (config.export.exporter === 'console') {
+    // The console exporter prints traces on stdout: logs must not land in them.
+    result.log.stream = 'stderr'
+    result.log.format = io.stderrIsTTY === true ? 'pretty' : 'json'
   }
   if (cli['log-format'] !== undefined) result.log.format = oneOf('--log-format', cli['log-format'], ['json', 'pretty'] as const) as LogFormat
   if (cli['ot-tracer-plugin'] !== undefined) {

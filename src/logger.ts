@@ -1,5 +1,6 @@
-// Logging with pino: JSON lines by default, human-readable when stdout is a
-// terminal (or --log-format pretty); to stdout or to a file opened in the
+// Logging with pino: JSON lines by default, human-readable when the output is
+// a terminal (or --log-format pretty); to stdout (stderr while the console
+// exporter prints traces on stdout) or to a file opened in the
 // C agent's modes (-l [MODE:]FILE: a = append, w = truncate; a capital
 // letter = line-buffered, i.e. written synchronously). reopen() serves
 // SIGHUP and logrotate.
@@ -14,8 +15,10 @@ export type LogFormat = 'json' | 'pretty'
 export interface LogOptions {
   level: Level | 'silent'
   format: LogFormat
-  /** null: stdout. */
+  /** null: a standard stream, `stream`. */
   file: LogFile | null
+  /** Without a file: stdout (the default), or stderr when stdout carries something else (the console exporter). */
+  stream?: 'stdout' | 'stderr'
 }
 
 export interface LogFile {
@@ -64,11 +67,12 @@ export function createLogger(o: LogOptions): LogHandle {
     if (o.file.mode === 'w') closeSync(openSync(o.file.path, 'w'))
     dest = pino.destination({ dest: o.file.path, sync: o.file.lineBuffered, append: true, mkdir: true })
   } else {
-    dest = pino.destination({ dest: 1, sync: true })
+    dest = pino.destination({ dest: o.stream === 'stderr' ? 2 : 1, sync: true })
   }
+  const tty = o.stream === 'stderr' ? process.stderr.isTTY : process.stdout.isTTY
   const out: DestinationStream =
     o.format === 'pretty'
-      ? pretty({ destination: dest, colorize: !o.file && process.stdout.isTTY, translateTime: 'SYS:standard', ignore: 'pid,hostname', sync: true })
+      ? pretty({ destination: dest, colorize: !o.file && tty, translateTime: 'SYS:standard', ignore: 'pid,hostname', sync: true })
       : dest
   const logger = pino({ level: o.level, base: { pid: process.pid } }, out)
   return {

@@ -21,7 +21,7 @@ type Ipc = { type: 'ready'; pid: number } | { type: 'error'; message: string }
 export async function main(argv: string[]): Promise<void> {
   let cli: CliResult
   try {
-    cli = await parseCli(argv, { env: process.env, isTTY: process.stdout.isTTY === true })
+    cli = await parseCli(argv, { env: process.env, isTTY: process.stdout.isTTY === true, stderrIsTTY: process.stderr.isTTY === true })
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err)
     process.stderr.write(`spoa-tracer: ${msg}\nTry 'spoa-tracer --help' for the options and the values they accept.\n`)

@@ -17,6 +17,7 @@ import { defaultResource, type Resource, resourceFromAttributes } from '@opentel
 import { ConsoleSpanExporter, type ReadableSpan, type SpanExporter, type TimedEvent } from '@opentelemetry/sdk-trace-base'
 import type { FinishedSpan, SpanKindName } from '../tracing/types.js'
 import type { ExportConfig } from './config.js'
+import { createConsoleTreeExporter } from './console-tree.js'
 import { OtlpProtobufEncoder } from './otlp-protobuf.js'
 
 export { ExportResultCode, type ExportResult, type SpanExporter, type ReadableSpan }
@@ -193,8 +194,9 @@ export interface RecordExporter {
  * The exporter for a configuration. OTLP http/protobuf (the default) encodes
  * our records directly (otlp-protobuf.ts) and sends them with OpenTelemetry's
  * own OTLP/HTTP transport: same retries on 429/502/503/504 and network
- * errors, same timeouts and headers as the stock exporter. The others convert
- * records to ReadableSpans and use the stock exporters.
+ * errors, same timeouts and headers as the stock exporter. The console
+ * prints trace trees (console-tree.ts). The others convert records to
+ * ReadableSpans and use the stock exporters.
  */
 export function createRecordExporter(c: ExportConfig, scope: { name: string; version: string }): RecordExporter {
   if (c.exporter === 'otlp' && c.protocol === 'http/protobuf') {
@@ -202,6 +204,7 @@ export function createRecordExporter(c: ExportConfig, scope: { name: string; ver
     const base = otlpProtobufTransport<FinishedSpan[]>(c, (records) => encoder.encode(records), (records) => records.length)
     return { export: (records, done) => base.export(records, done), shutdown: () => base.shutdown() }
   }
+  if (c.exporter === 'console') return createConsoleTreeExporter(c.resource)
   const exporter = createSpanExporter(c)
   const converter = new SpanConverter(c.resource, scope)
   return {

@@ -37,6 +37,8 @@ const backoffMs = (attempt: number): number => Math.min(30_000, 1000 * 2 ** (att
 
 class RecordBatcher implements Batcher {
   private pending: FinishedSpan[] = []
+  /** Where each added tree ends in `pending`: batches end on a tree's end. */
+  private ends: number[] = []
 
   get size(): number {
     return this.pending.length
@@ -44,12 +46,18 @@ class RecordBatcher implements Batcher {
 
   add(spans: FinishedSpan[]): void {
     for (let i = 0; i < spans.length; i++) this.pending.push(spans[i]!)
+    this.ends.push(this.pending.length)
   }
 
   take(max: number): Batch | null {
     if (this.pending.length === 0) return null
-    const spans = this.pending.length <= max ? this.pending : this.pending.slice(0, max)
-    this.pending = spans === this.pending ? [] : this.pending.slice(max)
+    // Trees are never split (the console prints each whole): a batch may exceed max by less than one tree.
+    let k = 0
+    while (this.ends[k]! < max && k < this.ends.length - 1) k++
+    const n = this.ends[k]!
+    const spans = n === this.pending.length ? this.pending : this.pending.slice(0, n)
+    this.pending = spans === this.pending ? [] : this.pending.slice(n)
+    this.ends = this.ends.slice(k + 1).map((e) => e - n)
     return { kind: 'records', spans }
   }
 }
