@@ -187,3 +187,15 @@ t.test('--print-share-dir: where the shipped haproxy/ and contrib/ files are', a
   t.ok(existsSync(join(r.text, 'haproxy', 'haproxy.cfg')) && existsSync(join(r.text, 'contrib', 'spoa-tracer.service')))
   t.match((await parse(['--help'])).text, '--print-share-dir')
 })
+
+t.test('--exporter console: logs go to stderr (the traces have stdout), unless a log file is given', async (t) => {
+  const r = await parse(['--exporter', 'console'])
+  t.same([r.log.stream, r.log.file, r.log.format], ['stderr', null, 'json'])
+  const tty = await parseCli(['--exporter', 'console'], { env: {}, isTTY: false, stderrIsTTY: true, readFile: () => '' })
+  t.equal(tty.log.format, 'pretty', 'pretty when stderr is a terminal')
+  const env = await parse([], { OTEL_TRACES_EXPORTER: 'console' })
+  t.equal(env.log.stream, 'stderr', 'also when chosen by OTEL_TRACES_EXPORTER')
+  const file = await parse(['--exporter', 'console', '-l', '/tmp/x.log'])
+  t.same([file.log.stream, file.log.file?.path], [undefined, '/tmp/x.log'])
+  t.equal((await parse(['--exporter', 'otlp'])).log.stream, undefined, 'other exporters: stdout')
+})
