@@ -105,6 +105,22 @@ t.test('a fragmented NOTIFY aborted by HAProxy mid-transfer is dropped; the conn
   t.equal(stats.fragmentsAborted, 1)
 })
 
+t.test('a fragmented NOTIFY over the reassembly bound: the agent aborts it alone (ACK/ABORT) (HAProxy 2.x)', { skip: bin === null || !fragments }, async (t) => {
+  const { receiver, daemon, url } = await stack(t, '2s')
+  const stats = daemon.agent.stats
+  // 210 x 12 KB: twice the agent's 1 MB bound, so that HAProxy is still sending when the agent aborts.
+  const res = await get(url('/toobig'), { 'x-toobig': 'z'.repeat(12 * 1024) })
+  t.equal(res.status, 200)
+  t.equal(res.headers['x-spoe-err'], '4', 'HAProxy failed that event: set-on-error 4, "fragmentation aborted"')
+  t.equal(stats.fragmentsRefused, 1, 'the agent aborted it')
+  t.equal(stats.protocolErrors.size, 0, 'no protocol error')
+  t.equal(stats.disconnectsSent.size, 0, 'no AGENT-DISCONNECT: other events on the connection are unaffected')
+  await get(url('/after'))
+  await get(url('/big-after'), { 'x-big': SIX_KB })
+  const spans = await receiver.waitForSpans(2, 10_000)
+  t.same(spans.map((s) => s.name).sort(), ['big', 'small'], 'the next messages are traced')
+})
+
 t.test('HAProxy 3.x has no fragmentation: a message larger than a frame fails its event alone', { skip: bin === null || fragments }, async (t) => {
   t.comment(haproxyVersion(bin!))
   const { receiver, daemon, url } = await stack(t, '2s')
