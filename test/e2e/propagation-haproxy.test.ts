@@ -68,7 +68,7 @@ t.test('W3C trace context and baggage', { skip: bin === null }, async (t) => {
 })
 
 t.test('B3 and Jaeger when configured', { skip: bin === null }, async (t) => {
-  const { request } = await stack(t, ['b3', 'jaeger', 'b3multi'])
+  const { request, daemon } = await stack(t, ['b3', 'jaeger', 'b3multi'])
   const b3 = await request('/b3', { b3: `${T}-${P}-1` })
   const be = b3.spans.get('Backend HTTP request')!
   t.equal(be.traceId, T)
@@ -76,6 +76,14 @@ t.test('B3 and Jaeger when configured', { skip: bin === null }, async (t) => {
   t.equal(b3.backend['uber-trace-id'], `${T}:${be.spanId}:0:1`)
   t.same([b3.backend['x-b3-traceid'], b3.backend['x-b3-spanid'], b3.backend['x-b3-sampled']], [T, be.spanId, '1'])
   t.equal(b3.backend.traceparent, undefined, 'tracecontext not configured: not injected')
+  // Sampling decisions without ids: honoured, never counted as malformed.
+  const deny = await request('/b3-deny', { b3: '0' }, 0)
+  t.equal(deny.all.length, 0, 'b3: 0: not sampled, nothing exported')
+  t.match(deny.backend.b3, /^[0-9a-f]{32}-[0-9a-f]{16}-0$/, 'and the server is told not to sample')
+  const debug = await request('/b3-debug', { b3: 'd' })
+  t.equal(debug.all.length, 9, 'b3: d: sampled')
+  t.equal(debug.spans.get('HAProxy session')!.parentSpanId, '', 'a new trace: no ids came')
+  t.equal(daemon.store.stats.contextsInvalid.size, 0, 'nothing counted as invalid')
   const jaeger = await request('/jaeger', { 'uber-trace-id': `${T.slice(16)}:${P}:0:1` })
   t.equal(jaeger.spans.get('HAProxy session')!.traceId, `${'0'.repeat(16)}${T.slice(16)}`, '64-bit Jaeger id, padded')
   t.equal(jaeger.spans.get('HAProxy session')!.parentSpanId, P)
