@@ -1,6 +1,8 @@
 // The console exporter's trace trees: one block per trace, children under
 // their parent by start time, status, follows-from, events, attributes.
 
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import t from 'tap'
 import { byTrace, createConsoleTreeExporter, renderTrace, writeAll } from '../../src/export/console-tree.js'
 import { record, tree } from '../helpers/spans.js'
@@ -45,8 +47,6 @@ t.test('a remote parent, long and odd values, several traces', async (t) => {
 })
 
 t.test('writeAll writes everything, through a pipe a reader drains slowly', async (t) => {
-  const { spawn } = await import('node:child_process')
-  const { once } = await import('node:events')
   // A child that reads its stdin slowly; we write 1 MB to it synchronously from a worker-like loop.
   const child = spawn(process.execPath, ['-e', "let n=0;process.stdin.on('data',d=>{n+=d.length});process.stdin.on('end',()=>{process.stdout.write(String(n))})"], {
     stdio: ['pipe', 'pipe', 'inherit'],
