@@ -77,7 +77,10 @@ export function createLogger(o: LogOptions): LogHandle {
   const logger = pino({ level: o.level, base: { pid: process.pid } }, out)
   return {
     logger,
-    reopen: () => dest.reopen?.(),
+    // SonicBoom refuses to reopen a file descriptor (stdout): a SIGHUP there would crash the process.
+    reopen: () => {
+      if (o.file) dest.reopen?.()
+    },
     flush: () =>
       new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 2000)
