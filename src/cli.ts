@@ -79,6 +79,7 @@ export const OPTIONS: Record<string, OptionSpec> = {
   logfile: { alias: 'l', type: 'string', group: G_PROC, process: true, describe: 'Log to [MODE:]FILE; MODE a (append) or w (truncate), capitals for line-buffered [default: stdout]' },
   'log-format': { type: 'string', group: G_PROC, process: true, describe: 'json or pretty [default: pretty on a terminal, json otherwise]' },
   daemonize: { alias: 'D', type: 'boolean', group: G_PROC, process: true, describe: 'Run in the background, detached' },
+  supervise: { type: 'boolean', group: G_PROC, process: true, describe: 'Run the agent under a small parent that restarts it whenever it exits (--no-supervise: never) [default: when launched by HAProxy]' },
   pidfile: { alias: 'F', type: 'string', group: G_PROC, process: true, describe: 'Write the process id to this file once listening' },
   'monitor-interval': { alias: 'i', type: 'string', group: G_PROC, describe: 'Period of the statistics log line (0 = off) [default: 5s]' },
   runtime: { alias: 'r', type: 'string', group: G_PROC, describe: 'Stop by itself after this long (0 = unlimited) [default: 0]' },
@@ -99,6 +100,8 @@ export interface CliResult {
   config: Config
   log: LogOptions
   daemonize: boolean
+  /** --supervise / --no-supervise; null: decided by who launched us (src/supervisor.ts). */
+  supervise: boolean | null
   pidfile: string | null
   /** Lines to log once at start (options accepted but meaningless here). */
   warnings: string[]
@@ -156,6 +159,7 @@ export async function parseCli(argv: string[], io: CliIo): Promise<CliResult> {
     config: DEFAULT_CONFIG,
     log: { level: 'info', format: io.isTTY ? 'pretty' : 'json', file: null },
     daemonize: false,
+    supervise: null,
     pidfile: null,
     warnings: [],
   }
@@ -177,6 +181,7 @@ export async function parseCli(argv: string[], io: CliIo): Promise<CliResult> {
 
   result.config = config
   result.daemonize = cli.daemonize === true
+  if (typeof cli.supervise === 'boolean') result.supervise = cli.supervise
   result.pidfile = typeof cli.pidfile === 'string' ? cli.pidfile : null
   if (cli.debug !== undefined) result.log.level = parseLogLevel(cli.debug as string)
   if (cli.logfile !== undefined) {

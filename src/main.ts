@@ -47,8 +47,11 @@ export interface Daemon {
 export async function startDaemon(
   config: Config,
   logger: Logger,
-  /** For tests: a manual clock; a longer batch delay (to see NOTIFYs waiting). */
-  opts: { clock?: Clock; traceBatchDelayMs?: number } = {},
+  /**
+   * For tests: a manual clock; a longer batch delay (to see NOTIFYs waiting).
+   * agentRestarts: restarts of this agent by its supervisor so far, for /metrics.
+   */
+  opts: { clock?: Clock; traceBatchDelayMs?: number; agentRestarts?: number } = {},
 ): Promise<Daemon> {
   const clock = opts.clock ?? new SystemClock()
   const exportStats = new ExportStats()
@@ -116,6 +119,7 @@ export async function startDaemon(
           queueCapacity: config.export.maxQueueSize,
           exporting: pool !== null,
           readyExportFailureThresholdMs: config.readyExportFailureThresholdMs,
+          agentRestarts: opts.agentRestarts ?? 0,
           shuttingDown: () => shuttingDown,
         },
         logger: logger.child({ component: 'metrics' }),

@@ -1,8 +1,9 @@
 // The process around the daemon: parse the command line, log, start, write
 // the pidfile, handle signals (SIGTERM/SIGINT: graceful stop, a second one
 // exits at once; SIGHUP: reopen the log file), stop after -r, daemonize
-// with -D. Exit codes: 0 stopped normally, 1 failed at start or crashed,
-// 2 bad command line.
+// with -D, or become the supervisor that runs the daemon's process
+// (src/supervisor.ts). Exit codes: 0 stopped normally, 1 failed at start or
+// crashed, 2 bad command line.
 
 import { spawn } from 'node:child_process'
 import { unlinkSync, writeFileSync } from 'node:fs'
@@ -11,6 +12,7 @@ import { parentIsHaproxy, watchHaproxyParent } from './haproxy-parent.js'
 import { createLogger, type LogHandle } from './logger.js'
 import { type Daemon, startDaemon } from './main.js'
 import { startMonitor } from './monitor.js'
+import { shouldSupervise, supervise, supervisedBy, watchSupervisor } from './supervisor.js'
 import { ConfigError } from './util/config-error.js'
 import { VERSION } from './version.js'
 
@@ -33,7 +35,24 @@ export async function main(argv: string[]): Promise<void> {
   }
   if (cli.daemonize && process.env[DETACHED_ENV] !== '1') return daemonize(argv)
 
+  const supervised = supervisedBy()
+  // The supervisor truncated a 'w' log file once; each agent it runs appends to it.
+  if (supervised !== null && cli.log.file?.mode === 'w') cli.log.file = { ...cli.log.file, mode: 'a' }
   const log = createLogger(cli.log)
+  if (shouldSupervise(cli.supervise, parentIsHaproxy())) {
+    const detached = process.env[DETACHED_ENV] === '1'
+    return supervise({
+      argv,
+      log,
+      runtimeMs: cli.config.runtimeMs,
+      shutdownTimeoutMs: cli.config.shutdownTimeoutMs,
+      pidfile: cli.pidfile,
+      underHaproxy: parentIsHaproxy(),
+      onFirstReady: (pid) => tellParent({ type: 'ready', pid }),
+      // -D reports a failed start and gives up; elsewhere a failed start is retried like a crash.
+      onStartFailure: (message) => (detached ? (tellParent({ type: 'error', message }), true) : false),
+    })
+  }
   const logger = log.logger
   for (const w of cli.warnings) logger.warn(w)
 
@@ -44,7 +63,8 @@ export async function main(argv: string[]): Promise<void> {
   let stopRequested: string | null = null
   let stopping = false
   let stopMonitor = (): void => {}
-  const pidfile = cli.pidfile
+  // Under a supervisor the pidfile names the supervisor, which writes it.
+  const pidfile = supervised === null ? cli.pidfile : null
   const stop = async (why: string): Promise<void> => {
     if (daemon === null) {
       stopRequested ??= why
@@ -79,7 +99,8 @@ export async function main(argv: string[]): Promise<void> {
   })
   // SIGUSR1 must always be handled: left alone, Node.js opens its inspector on
   // 127.0.0.1:9229, which anyone on the host could use to run code in the agent.
-  if (parentIsHaproxy()) {
+  if (supervised !== null) watchSupervisor(supervised, () => void stop('the supervisor is gone'))
+  if (supervised === null && parentIsHaproxy()) {
     const watch = watchHaproxyParent((reason) => void stop(reason))
     process.on('SIGUSR1', () => {
       logger.info('SIGUSR1 from HAProxy (reload or soft-stop): the agent stops once no HAProxy worker is left')
@@ -91,7 +112,7 @@ export async function main(argv: string[]): Promise<void> {
   watchCrashes(log)
 
   try {
-    daemon = await startDaemon(cli.config, logger)
+    daemon = await startDaemon(cli.config, logger, { agentRestarts: supervised?.restarts ?? 0 })
   } catch (err) {
     logger.fatal({ err }, 'cannot start')
     await log.flush()
@@ -117,12 +138,13 @@ export async function main(argv: string[]): Promise<void> {
       endpoint: exportTarget(cli),
       workers: cli.config.export.numWorkers,
       capabilities: cli.config.capabilities,
+      ...(supervised !== null ? { restarts: supervised.restarts } : {}),
     },
     'spoa-tracer started',
   )
   tellParent({ type: 'ready', pid: process.pid })
   if (cli.config.monitorIntervalMs > 0) stopMonitor = startMonitor(daemon, logger, cli.config.monitorIntervalMs)
-  if (cli.config.runtimeMs > 0) setTimeout(() => void stop('runtime elapsed'), cli.config.runtimeMs).unref()
+  if (cli.config.runtimeMs > 0 && supervised === null) setTimeout(() => void stop('runtime elapsed'), cli.config.runtimeMs).unref()
   if (stopRequested !== null) await stop(stopRequested)
 }
 
@@ -139,9 +161,9 @@ function removePidfile(path: string): void {
   }
 }
 
-/** In a -D child: report readiness (or failure) to the parent waiting in daemonize(). */
+/** In a -D child or a supervised agent: report readiness (or failure) to the parent waiting for it. */
 function tellParent(m: Ipc): void {
-  if (process.env[DETACHED_ENV] !== '1' || !process.send || !process.connected) return
+  if ((process.env[DETACHED_ENV] !== '1' && supervisedBy() === null) || !process.send || !process.connected) return
   // The parent may close the channel first (it exits on 'ready'): both orders are fine.
   process.send(m, () => {
     if (process.connected) process.disconnect()

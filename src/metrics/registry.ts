@@ -171,6 +171,7 @@ export function tracerRegistry(s: MetricsSource): Registry {
   const info = new Gauge<string>({ name: `${P}info`, help: 'Always 1; the version of the agent as a label.', labelNames: ['version'], registers: [reg] })
   info.set({ version: VERSION }, 1)
   gauge(reg, `${P}ready`, '1 when /readyz answers 200, else 0.', () => (readiness(s).ready ? 1 : 0))
+  counter(reg, `${P}agent_restarts_total`, 'Times the supervisor restarted the agent process, this one excluded (0 when not supervised).', () => s.agentRestarts ?? 0)
 
   // SPOP
   gauge(reg, `${P}connections_open`, 'Open SPOP connections.', () => a.connectionsOpen)

@@ -17,6 +17,8 @@ export interface MetricsSource {
   readonly exporting: boolean
   /** /readyz turns 503 once exports have failed without a success for longer than this. */
   readonly readyExportFailureThresholdMs: number
+  /** Restarts of this agent's process by its supervisor (src/supervisor.ts) before this one; 0 when not supervised. */
+  readonly agentRestarts?: number
   /** True from the moment daemon.close() starts. */
   shuttingDown(): boolean
 }
