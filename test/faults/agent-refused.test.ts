@@ -1,0 +1,33 @@
+// The agent gone and its port closed (a graceful stop: connections are then
+// refused) behind the real HAProxy, with each shipped profile unchanged:
+// requests wait at most `timeout processing` until HAProxy marks the agent
+// DOWN, within 2 s (the first refused connection does: observe layer4,
+// on-error mark-down, retries 0); then they cost under 5 ms more than with a
+// healthy agent, for as long as nothing listens. An agent started again on
+// the port is marked UP and traced. HAPROXY_BIN selects another HAProxy.
+
+import { performance } from 'node:perf_hooks'
+import t from 'tap'
+import { ADDED_MS, type Timed, expectResumed, measureFault, median, PROFILES, startFaultStack, timedGet } from '../helpers/agent-faults.js'
+import { requireHaproxy, waitForPort } from '../helpers/haproxy.js'
+
+const bin = requireHaproxy(t)
+
+for (const profile of PROFILES) {
+  t.test(`${profile.name}: the agent stopped, its port refusing connections, then started again`, { skip: bin === null }, async (t) => {
+    const stack = await startFaultStack(t, bin!, profile)
+    const agent = stack.agent
+    const { baselineMs } = await measureFault(t, stack, 'refused', () => agent.child.kill('SIGTERM'))
+    await agent.exited
+    await t.rejects(waitForPort(stack.agentPort, 200), 'the port refuses connections')
+    // Still refused, a while later: HAProxy's checks keep failing, requests keep not waiting.
+    const later: Timed[] = []
+    for (let i = 0; i < 15; i++) later.push(await timedGet(stack.fePort, `/refused-later/${i}`))
+    t.ok(later.every((r) => r.status === 200), 'requests answered while nothing listens')
+    const added = median(later.map((r) => r.ms)) - baselineMs
+    t.ok(added < ADDED_MS, `still under ${ADDED_MS} ms added per request (${added.toFixed(2)} ms)`)
+    await stack.restartAgent()
+    const recoveredAt = performance.now() // the agent listens again
+    await expectResumed(t, stack, 'refused', recoveredAt)
+  })
+}
