@@ -12,10 +12,14 @@
 //              spoe     the shipped 9-span SPOE configuration haproxy/spoe.cfg
 //                       (unique-id-format %[uuid], agent backend in mode tcp,
 //                       HAProxy's default pipelining);
+//              propagation  haproxy/spoe-propagation.cfg (the same 9 spans,
+//                       joining and continuing traces);
 //              compact  haproxy/spoe-compact.cfg with the frontend rules of
 //                       haproxy/haproxy-compact.cfg (one message per request;
 //                       an error when those files do not exist, or when
 //                       proxy.cfg's copy of the rules is stale);
+//              <mode>-unguarded  a SPOE mode without the fail-fast guards
+//                       (bench/guards.ts), to A/B what they cost;
 //   agent    ours (bench/tracing-agent-process.ts: the real daemon, reporting
 //            CPU per thread, RSS and counters), or any other SPOE agent given
 //            with --agent 'command {port}', under exactly the same traffic;
@@ -52,6 +56,7 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { clockTicksPerSec, fmt, guardChildren, JsonLineChild, type MachineCpu, median, readMachineCpu } from './child.js'
 import { bool, type FlagSpec, type FlagValues, num, parseCommand, str, UsageError, usageLines } from './cli-options.js'
+import { checkBackendCopy, splitMode, UNGUARDED, writeUnguarded } from './guards.js'
 import { findHaproxy, getProcVars, haproxyVersion, startHaproxy, waitServerUp, which } from './haproxy-ctl.js'
 import type { SinkUsage } from './otlp-sink.js'
 import { childrenCpuUs, freePort, groupUsage, type Mem, type Proc, procCpuUs, procMem, sleep, spawnTracked, waitForPort } from './proc.js'
@@ -65,7 +70,9 @@ const TARGET_KEEP_PCT: Record<string, number> = { spoe: 45, compact: 90 }
 const TARGET_AGENT_US_PER_REQUEST = 100
 const TARGET_AGENT_RSS_MB = 120
 /** Spans per request of a mode's flow, when known. */
-const SPANS_PER_REQUEST: Record<string, number> = { spoe: 9 }
+const SPANS_PER_REQUEST: Record<string, number> = { spoe: 9, propagation: 9 }
+/** What the fail-fast guards may cost the healthy path, percent (issue 11). */
+const TARGET_GUARDS_COST_PCT = 1
 
 // ---- paths -----------------------------------------------------------------
 
@@ -73,6 +80,8 @@ const SPANS_PER_REQUEST: Record<string, number> = { spoe: 9 }
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const ORIGIN_CFG = join(ROOT, 'haproxy/bench/origin.cfg')
 const PROXY_CFG = join(ROOT, 'haproxy/bench/proxy.cfg')
+/** The shipped configuration whose agent backend proxy.cfg copies. */
+const SHIPPED_BACKEND_CFG = join(ROOT, 'haproxy/haproxy.cfg')
 const AGENT_SCRIPT = fileURLToPath(new URL('./tracing-agent-process.js', import.meta.url))
 const SINK_SCRIPT = fileURLToPath(new URL('./otlp-sink.js', import.meta.url))
 const THREAD_TAG_SCRIPT = fileURLToPath(new URL('./thread-tag.cjs', import.meta.url))
@@ -89,6 +98,7 @@ interface ModeDef {
 const MODES: Record<string, ModeDef> = {
   none: { spoe: null },
   spoe: { spoe: 'haproxy/spoe.cfg' },
+  propagation: { spoe: 'haproxy/spoe-propagation.cfg', profile: 'propagation' },
   compact: { spoe: 'haproxy/spoe-compact.cfg', profile: 'compact', shipped: 'haproxy/haproxy-compact.cfg' },
 }
 
@@ -99,8 +109,11 @@ type Counters = Record<(typeof COUNTERS)[number], number>
 // ---- options ---------------------------------------------------------------
 
 export const WRK_FLAGS: FlagSpec = {
-  mode: { kind: 'string', help: `${Object.keys(MODES).join('|')}: the HAProxy configuration measured (default spoe)` },
-  ab: { kind: 'string', help: 'A,B: alternate two modes (e.g. none,spoe) for --rounds rounds; prints the ratio of medians' },
+  mode: {
+    kind: 'string',
+    help: `${Object.keys(MODES).join('|')}: the HAProxy configuration measured (default spoe); a SPOE mode + "${UNGUARDED}": without the fail-fast guards`,
+  },
+  ab: { kind: 'string', help: `A,B: alternate two modes (e.g. none,spoe or spoe${UNGUARDED},spoe) for --rounds rounds; prints the ratio of medians` },
   rounds: { kind: 'number', help: 'runs per mode, each with a fresh HAProxy, agent and sink (default 3)' },
   duration: { kind: 'number', help: 'seconds of measured wrk load per run (default 15)' },
   warmup: { kind: 'number', help: 'seconds of wrk load before each measured run (default 3)' },
@@ -142,8 +155,11 @@ interface Options {
 }
 
 function checkMode(m: string): string {
-  if (!(m in MODES)) throw new UsageError(`unknown mode "${m}": one of ${Object.keys(MODES).join(', ')}`)
-  const def = MODES[m]!
+  const { base, guards } = splitMode(m)
+  if (!(base in MODES)) throw new UsageError(`unknown mode "${m}": one of ${Object.keys(MODES).join(', ')}, or a SPOE mode + ${UNGUARDED}`)
+  const def = MODES[base]!
+  if (!guards && def.spoe === null) throw new UsageError(`mode ${m}: "${base}" has no SPOE filter, hence no guards to take off`)
+  if (def.spoe !== null) checkBackendCopy(PROXY_CFG, SHIPPED_BACKEND_CFG)
   for (const file of [def.spoe, def.shipped]) {
     if (file && !existsSync(join(ROOT, file))) {
       throw new UsageError(`mode ${m} needs ${file}, which does not exist${m === 'compact' ? ' (yet: the compact profile is a later issue)' : ''}`)
@@ -484,9 +500,20 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
 
 async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRunResult> {
   const o = ctx.o
-  const def = MODES[mode]!
+  const { base, guards } = splitMode(mode)
+  const def = MODES[base]!
   const spoeRel = def.spoe
   const spoe = spoeRel ? readSpoeFile(mode, spoeRel) : null
+  let proxyCfg = PROXY_CFG
+  if (spoe && !guards) {
+    // The same files without the srv_is_up() conditions (the backend: BENCH_GUARDS=0 below).
+    const spoeCopy = writeUnguarded(spoe.path, ctx.tmp)
+    const proxyCopy = writeUnguarded(PROXY_CFG, ctx.tmp)
+    spoe.path = spoeCopy.path
+    if (def.profile === 'compact') proxyCfg = proxyCopy.path
+    const removed = spoeCopy.removed + (def.profile === 'compact' ? proxyCopy.removed : 0)
+    if (removed === 0) throw new Error(`mode ${mode}: no fail-fast guard found to take off (${spoeRel}${def.profile === 'compact' ? ', proxy.cfg' : ''})`)
+  }
   const r: Running = { haproxy: null, sock: join(ctx.tmp, `${mode}-${round}.sock`), agent: null, extAgent: null, sink: null }
   const stopWaitMs = o.cpuProfDir ? 60_000 : 15_000
   try {
@@ -500,12 +527,13 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
       env.AGENT_ADDR = agentAddr
       if (o.spoaTimeout !== undefined) env.SPOA_TIMEOUT_PROCESSING = o.spoaTimeout
       if (def.profile !== undefined) env.BENCH_PROFILE = def.profile
+      env.BENCH_GUARDS = guards ? '1' : '0'
     }
     const port = await freePort()
     env.BENCH_BIND = `127.0.0.1:${port}`
     env.ORIGIN_ADDR = `127.0.0.1:${ctx.originPort}`
     env.STATS_SOCK = r.sock
-    r.haproxy = await startHaproxy({ name: `HAProxy (${mode})`, bin: ctx.haproxyBin, config: PROXY_CFG, env, port })
+    r.haproxy = await startHaproxy({ name: `HAProxy (${mode})`, bin: ctx.haproxyBin, config: proxyCfg, env, port })
     if (spoe) await waitServerUp(r.sock, 'spoa-tracer', 'agent', 10_000)
 
     const url = `http://127.0.0.1:${port}/`
@@ -532,7 +560,7 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
     const s1 = await sample(ctx, r)
 
     // Spans of every answered request, once the agent has drained.
-    const expected = (SPANS_PER_REQUEST[mode] ?? 0) * s1.counters.bench_resp
+    const expected = (SPANS_PER_REQUEST[base] ?? 0) * s1.counters.bench_resp
     const dr = spoe ? await drain(r, expected) : null
     const totals = await readCounters(r.sock)
 
@@ -849,6 +877,17 @@ function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
       `CPU-bound estimate (noise-free): every process in the path spends ${f1(ma.systemUsPerRequest)} µs per request with ${a}, ` +
         `${f1(mb.systemUsPerRequest)} with ${b}: on the same cores ${b} would keep ${fmt((ma.systemUsPerRequest / mb.systemUsPerRequest) * 100, 1)}% of ${a}'s requests/s`,
     )
+    const [sa, sb] = [splitMode(a), splitMode(b)]
+    if (sa.base === sb.base && sa.guards !== sb.guards) {
+      const [g, u] = sa.guards ? [ma, mb] : [mb, ma]
+      const rpsCost = (1 - g.requestsPerSec / u.requestsPerSec) * 100
+      const cpuCost = (g.usPerRequest.haproxy / u.usPerRequest.haproxy - 1) * 100
+      lines.push(
+        `target (${sa.base}): the fail-fast guards cost the healthy path under ${TARGET_GUARDS_COST_PCT}%: ` +
+          `${rpsCost < TARGET_GUARDS_COST_PCT ? 'met' : 'NOT met'} (requests/s ${fmt(rpsCost, 2)}% lower with them, ` +
+          `HAProxy CPU per request ${fmt(cpuCost, 2)}% higher; a negative cost is noise in their favour)`,
+      )
+    }
     const target = TARGET_KEEP_PCT[b]
     if (a === 'none' && target !== undefined) {
       lines.push(
@@ -858,7 +897,7 @@ function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
     }
   }
   for (const [mode, m] of med) {
-    if (MODES[mode]!.spoe === null) continue
+    if (MODES[splitMode(mode).base]!.spoe === null) continue
     const rs = byMode.get(mode)!
     const us = m.usPerRequest.agent
     lines.push(
@@ -879,7 +918,7 @@ function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
             `out of ${fmt(m.totals.responses)} answered in ${rs.length} run(s), warm-ups included)`
           : 'not observable (the SPOE file has no `option set-on-error`)'),
     )
-    const want = SPANS_PER_REQUEST[mode]
+    const want = SPANS_PER_REQUEST[splitMode(mode).base]
     if (want !== undefined) {
       const ok = rs.every((r) => Math.abs(r.spansPerRequest - want) < 0.001)
       lines.push(
@@ -897,8 +936,9 @@ function helpText(): string {
     '',
     'wrk through a real HAProxy (one thread, option httpclose) to an origin HAProxy, with the SPOE',
     'tracing filter and the agent exporting OTLP to a counting sink. Modes: none (no filter), spoe',
-    '(haproxy/spoe.cfg, 9 spans per request), compact (haproxy/spoe-compact.cfg and the frontend rules of',
-    'haproxy/haproxy-compact.cfg: one message per request).',
+    '(haproxy/spoe.cfg, 9 spans per request), propagation (haproxy/spoe-propagation.cfg), compact',
+    '(haproxy/spoe-compact.cfg and the frontend rules of haproxy/haproxy-compact.cfg: one message per',
+    `request); a SPOE mode + "${UNGUARDED}" is the same without the fail-fast guards (haproxy/README.md).`,
     'Needs haproxy (HAPROXY_BIN or $PATH) and wrk (WRK_BIN or $PATH).',
     '',
     ...usageLines(WRK_FLAGS),
@@ -906,6 +946,7 @@ function helpText(): string {
     'examples:',
     '  npm run bench -- wrk --ab none,spoe --rounds 3 --duration 15',
     '  npm run bench -- wrk --mode spoe --workers 2',
+    `  npm run bench -- wrk --ab spoe${UNGUARDED},spoe --rounds 5 --duration 20`,
     "  npm run bench -- wrk --ab none,spoe --agent 'bin/spoa-tracer -p {port} --endpoint {otlp}'",
   ].join('\n')
 }
@@ -1001,7 +1042,9 @@ export async function main(argv: readonly string[]): Promise<number> {
         r.totals.spoeErrors > 0 ||
         r.totals.spoeTimeouts > 0 ||
         (r.agent !== null && (!r.agent.drained || r.agent.protocolErrors + r.agent.handlerErrors > 0)) ||
-        (r.agent?.ours === true && SPANS_PER_REQUEST[r.mode] !== undefined && Math.abs(r.spansPerRequest - SPANS_PER_REQUEST[r.mode]!) >= 0.001),
+        (r.agent?.ours === true &&
+          SPANS_PER_REQUEST[splitMode(r.mode).base] !== undefined &&
+          Math.abs(r.spansPerRequest - SPANS_PER_REQUEST[splitMode(r.mode).base]!) >= 0.001),
     )
     return bad.length === 0 ? 0 : 1
   } finally {
