@@ -17,7 +17,7 @@ for (const profile of PROFILES) {
   t.test(`${profile.name}: the agent stopped, its port refusing connections, then started again`, { skip: bin === null }, async (t) => {
     const stack = await startFaultStack(t, bin!, profile)
     const agent = stack.agent
-    const { baselineMs } = await measureFault(t, stack, 'refused', () => agent.child.kill('SIGTERM'))
+    const { baselineMs } = await measureFault(t, stack, 'refused', () => agent.child.kill('SIGTERM'), agent.exited)
     await agent.exited
     await t.rejects(waitForPort(stack.agentPort, 200), 'the port refuses connections')
     // Still refused, a while later: HAProxy's checks keep failing, requests keep not waiting.

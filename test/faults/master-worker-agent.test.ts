@@ -103,15 +103,17 @@ t.test('the agent launched by HAProxy killed with SIGKILL: HAProxy serves on, th
   const restart = log().find((l) => l.pid === supervisor!.pid && l.restarts === 1)
   t.match(restart, { signal: 'SIGKILL', delayMs: 100 }, 'the supervisor logged the restart, with the count')
   t.match(restart?.msg, /^the agent was killed by SIGKILL: restarting it in 100 ms$/)
-  t.ok(restart!.time - killedAt <= 500, `the supervisor saw the exit ${restart!.time - killedAt} ms after the kill`)
-  // Running again within 2 s: 100 ms, then what a Node.js process takes to
-  // load and listen. On a machine too loaded for that, no slower than the
-  // first start took here (from the supervisor's first line).
+  const sawMs = restart!.time - killedAt
+  t.ok(sawMs <= 500, `the supervisor saw the exit ${sawMs} ms after the kill, and started the agent 100 ms later`)
+  // Running again within 2 s: the supervisor's part above, then what a
+  // Node.js process takes to load and listen, 0.5 s on a quiet machine. On
+  // one so loaded that the first agent took longer, up to twice as long.
   const firstStartMs = log().find((l) => l.pid === first.pid && l.msg === 'listening for SPOP connections')!.time - supervisor!.time
   const againMs = listening.time - killedAt
+  const startMs = againMs - sawMs - 100
   t.ok(
-    againMs <= 2000 || againMs <= firstStartMs + 100 + 300,
-    `listening again ${againMs} ms after the kill (the first start took ${firstStartMs} ms)`,
+    againMs <= 2000 || startMs <= 2 * firstStartMs,
+    `listening again ${againMs} ms after the kill (its own start ${startMs} ms; the first agent's ${firstStartMs} ms)`,
   )
   t.ok(alive(haproxy.pid), 'the HAProxy master is still running')
   t.notMatch(stack.haproxyLines.text(), /exit-on-failure|Current program/, 'HAProxy saw no program exit')

@@ -217,13 +217,17 @@ const BASELINE = 15
  * The measurement of one fault: the baseline (requests through the same
  * stack, agent healthy), `fault()`, then requests one by one until HAProxy has
  * logged the agent DOWN and AFTER requests have started after that; asserts
- * the bounds. The caller recovers and calls expectResumed().
+ * the bounds. `settled`: the series after DOWN starts once it resolves too
+ * (an agent stopping gracefully works hard for a moment, and on 2 cores that
+ * slows every process, HAProxy or not). The caller recovers, then calls
+ * expectResumed().
  */
 export async function measureFault(
   t: Test,
   stack: Pick<FaultStack, 'fePort' | 'receiver' | 'haproxyLines'>,
   label: string,
   fault: () => void,
+  settled: Promise<void> = Promise.resolve(),
 ): Promise<FaultOutcome> {
   // Tracing works before the fault (and HAProxy has seen the agent up).
   t.ok((await untilTraced(stack, `${label}-before`, 15_000)) !== null, 'before the fault, requests are traced')
@@ -234,6 +238,8 @@ export async function measureFault(
 
   const faultAt = performance.now()
   fault()
+  let settledAt: number | null = null
+  void settled.then(() => (settledAt = performance.now()))
   const before: Timed[] = []
   const after: Timed[] = []
   let downAt: number | null = null
@@ -241,8 +247,9 @@ export async function measureFault(
   for (let i = 0; after.length < AFTER && performance.now() < deadline; i++) {
     const r = await timedGet(stack.fePort, `/${label}-fault/${i}`)
     downAt ??= stack.haproxyLines.find(AGENT_DOWN, faultAt)?.at ?? null
-    if (downAt !== null && r.start >= downAt) after.push(r)
-    else before.push(r)
+    if (downAt !== null && r.start >= downAt) {
+      if (settledAt !== null && r.start >= settledAt) after.push(r)
+    } else before.push(r)
   }
   const detectedMs = downAt === null ? null : downAt - faultAt
   const fmt = (rs: Timed[]): string => rs.map((r) => r.ms.toFixed(1)).join(' ')
