@@ -21,9 +21,9 @@ for (const profile of PROFILES) {
     t.teardown(() => {
       agent.child.kill('SIGCONT')
     })
-    await measureFault(t, stack, 'hang', () => agent.child.kill('SIGSTOP'))
+    const fault = await measureFault(t, stack, 'hang', () => agent.child.kill('SIGSTOP'))
     const recoveredAt = performance.now()
     agent.child.kill('SIGCONT')
-    await expectResumed(t, stack, 'hang', recoveredAt)
+    await expectResumed(t, stack, 'hang', recoveredAt, fault)
   })
 }

@@ -17,10 +17,10 @@ for (const profile of PROFILES) {
   t.test(`${profile.name}: the agent killed with SIGKILL, then restarted`, { skip: bin === null }, async (t) => {
     const stack = await startFaultStack(t, bin!, profile)
     const killed = stack.agent
-    await measureFault(t, stack, 'kill', () => killed.child.kill('SIGKILL'))
+    const fault = await measureFault(t, stack, 'kill', () => killed.child.kill('SIGKILL'))
     await killed.exited
     await stack.restartAgent()
     const recoveredAt = performance.now() // the agent listens again
-    await expectResumed(t, stack, 'kill', recoveredAt)
+    await expectResumed(t, stack, 'kill', recoveredAt, fault)
   })
 }

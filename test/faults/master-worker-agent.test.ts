@@ -91,7 +91,7 @@ t.test('the agent launched by HAProxy killed with SIGKILL: HAProxy serves on, th
   t.ok(supervisor !== undefined && supervisor.pid !== first.pid, 'under a supervisor, a process of its own')
 
   let killedAt = 0
-  await measureFault(t, stack, 'mw-kill', () => {
+  const fault = await measureFault(t, stack, 'mw-kill', () => {
     killedAt = Date.now()
     process.kill(first.pid, 'SIGKILL')
   })
@@ -118,7 +118,7 @@ t.test('the agent launched by HAProxy killed with SIGKILL: HAProxy serves on, th
   t.ok(alive(haproxy.pid), 'the HAProxy master is still running')
   t.notMatch(stack.haproxyLines.text(), /exit-on-failure|Current program/, 'HAProxy saw no program exit')
   // Recovered when the new agent listened (log times are epoch ms; the helpers count in performance.now()).
-  await expectResumed(t, stack, 'mw-kill', performance.now() - (Date.now() - listening.time))
+  await expectResumed(t, stack, 'mw-kill', performance.now() - (Date.now() - listening.time), fault)
 })
 
 t.test('the agent launched by HAProxy cannot listen (port taken): HAProxy serves on; the agent starts once the port is free', { skip }, async (t) => {
