@@ -68,7 +68,7 @@ export const OPTIONS: Record<string, OptionSpec> = {
   endpoint: { type: 'string', group: G_EXPORT, describe: 'OTLP/HTTP endpoint; /v1/traces is appended unless present (OTEL_EXPORTER_OTLP_ENDPOINT) [default: http://localhost:4318]' },
   protocol: { type: 'string', group: G_EXPORT, describe: `${PROTOCOLS.join(' or ')} (OTEL_EXPORTER_OTLP_PROTOCOL) [default: http/protobuf]` },
   headers: { type: 'string', group: G_EXPORT, describe: 'Extra HTTP headers, k=v,k2=v2 (OTEL_EXPORTER_OTLP_HEADERS)' },
-  'export-timeout': { type: 'string', group: G_EXPORT, describe: 'Time one export may take, retries included (OTEL_EXPORTER_OTLP_TIMEOUT) [default: 10s]' },
+  'export-timeout': { type: 'string', group: G_EXPORT, describe: 'Time one export request may take; a batch that fails is sent again later (OTEL_EXPORTER_OTLP_TIMEOUT) [default: 10s]' },
   'output-file': { type: 'string', group: G_EXPORT, describe: 'File of the file exporter: OTLP/JSON, one request per line [default: spans.jsonl]' },
   'num-workers': { alias: 'n', type: 'number', group: G_EXPORT, describe: 'Export worker threads [default: 1]' },
   'queue-size': { type: 'number', group: G_EXPORT, describe: 'Spans queued for export at most; beyond, dropped and counted (OTEL_BSP_MAX_QUEUE_SIZE) [default: 32768]' },

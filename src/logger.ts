@@ -54,8 +54,8 @@ export interface LogHandle {
   logger: Logger
   /** Reopens the log file (after logrotate moved it); a no-op on stdout. */
   reopen(): void
-  /** Waits (bounded) until every line written so far is on disk, an async write in flight included. */
-  flush(): Promise<void>
+  /** Waits (at most `timeoutMs`) until every line written so far is on disk, an async write in flight included. */
+  flush(timeoutMs?: number): Promise<void>
   /** Best effort for a crash path: writes out buffered lines synchronously. */
   flushSync(): void
 }
@@ -81,9 +81,9 @@ export function createLogger(o: LogOptions): LogHandle {
     reopen: () => {
       if (o.file) dest.reopen?.()
     },
-    flush: () =>
+    flush: (timeoutMs = 2000) =>
       new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 2000)
+        const timer = setTimeout(resolve, timeoutMs)
         const done = (): void => {
           clearTimeout(timer)
           resolve()

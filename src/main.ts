@@ -28,6 +28,13 @@ const TRACE_BATCH_DELAY_MS = 10
 const TRACE_BATCH_MAX = 64
 /** ...or NOTIFYs decoded from this many frame bytes: what waiting may hold, whatever the frame size. */
 const TRACE_BATCH_MAX_BYTES = 1 << 20
+/**
+ * Of --shutdown-timeout, what the export flush leaves for the steps after it
+ * (a quarter, up to this): ending the worker threads (tens to hundreds of ms
+ * on a loaded machine), the last log lines and the exit, so that the process
+ * is gone by the deadline.
+ */
+const EXIT_RESERVE_MS = 1000
 
 export interface Daemon {
   readonly config: Config
@@ -142,15 +149,27 @@ export async function startDaemon(
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       shuttingDown = true
-      const deadline = Date.now() + config.shutdownTimeoutMs
+      const budget = config.shutdownTimeoutMs
+      const deadline = Date.now() + budget - Math.min(EXIT_RESERVE_MS, budget / 4)
       const left = (): number => Math.max(0, deadline - Date.now())
+      const droppedBefore = new Map(exportStats.spansDropped)
       await agent.close(Math.min(3000, left() / 3))
       clearInterval(reaper)
       tracing.drain() // NOTIFYs already answered are traced before the open trees end
       const ended = store.endAll(clock.nowUs())
       if (ended > 0) logger.info({ trees: ended }, 'open span trees ended at shutdown, marked incomplete')
-      await queue.drain(Math.max(0, left() - 500))
-      await pool?.shutdown(Math.max(200, left()))
+      // The workers get the last part of the time to finish what is in flight.
+      await queue.drain(Math.max(0, left() - Math.min(500, left() / 2)))
+      await pool?.shutdown(left())
+      const dropped = droppedSince(exportStats.spansDropped, droppedBefore)
+      const n = Object.values(dropped).reduce((a, b) => a + b, 0)
+      if (n > 0) {
+        const error = pool?.health.error
+        logger.warn(
+          { spans: n, dropped, ...(error ? { exportError: error } : {}) },
+          `stopping: ${n} span(s) could not be exported in time and were dropped`,
+        )
+      }
       logger.info(
         {
           exported: exportStats.spansExported,
@@ -161,6 +180,13 @@ export async function startDaemon(
     })().finally(() => metrics?.close()))
 
   return { config, address, agent, store, tracing, exportStats, pool, metricsAddress: metrics?.address ?? null, close }
+}
+
+/** Spans dropped since `before`, by reason. */
+function droppedSince(now: ReadonlyMap<string, number>, before: ReadonlyMap<string, number>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [reason, n] of now) if (n > (before.get(reason) ?? 0)) out[reason] = n - (before.get(reason) ?? 0)
+  return out
 }
 
 /** -t/--processing-delay: answer each NOTIFY only after a delay (to test HAProxy's timeouts). */

@@ -17,6 +17,8 @@ import { ConfigError } from './util/config-error.js'
 import { VERSION } from './version.js'
 
 const DETACHED_ENV = 'SPOA_TRACER_DETACHED'
+/** Before --shutdown-timeout ends: room for the exit itself (the worker threads end with the process). */
+const EXIT_MARGIN_MS = 100
 
 type Ipc = { type: 'ready'; pid: number } | { type: 'error'; message: string }
 
@@ -72,6 +74,14 @@ export async function main(argv: string[]): Promise<void> {
     }
     if (stopping) return
     stopping = true
+    // The process is gone by --shutdown-timeout from here, whatever hangs.
+    const deadline = Date.now() + cli.config.shutdownTimeoutMs
+    const overdue = setTimeout(() => {
+      logger.error({ shutdownTimeoutMs: cli.config.shutdownTimeoutMs }, 'graceful stop not done by --shutdown-timeout: exiting now')
+      log.flushSync()
+      process.exit(1)
+    }, Math.max(100, cli.config.shutdownTimeoutMs - EXIT_MARGIN_MS))
+    overdue.unref()
     logger.info({ reason: why }, 'stopping')
     stopMonitor()
     try {
@@ -80,7 +90,7 @@ export async function main(argv: string[]): Promise<void> {
       logger.error({ err }, 'error while stopping')
     }
     if (pidfile !== null) removePidfile(pidfile)
-    await log.flush()
+    await log.flush(Math.max(0, deadline - EXIT_MARGIN_MS - Date.now()))
     process.exit(0)
   }
   const onSignal = (sig: NodeJS.Signals): void => {

@@ -15,7 +15,7 @@ export interface ExportConfig {
   /** The full traces URL (…/v1/traces). */
   endpoint: string
   headers: Record<string, string>
-  /** Per export request, retries included. */
+  /** Per export request (one attempt). */
   timeoutMs: number
   compression: 'none' | 'gzip'
   /** Output of the file exporter: OTLP/JSON, one ExportTraceServiceRequest per line. */

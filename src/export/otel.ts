@@ -3,16 +3,13 @@
 // this one file. It builds ReadableSpan objects straight from our span
 // records (cheaper than going through a Tracer: no sampler, no context, no
 // per-span processor hooks, which all happened already in the agent), and it
-// makes the exporters: OTLP http/protobuf and http/json, console, file.
+// makes the exporters: console and file, and the request bodies of OTLP
+// http/protobuf and http/json (sent by otlp-http.ts).
 
 import { openSync, writeSync, closeSync } from 'node:fs'
 import { type Attributes, type DiagLogger, diag, DiagLogLevel, type HrTime, type Link, SpanKind, type SpanContext } from '@opentelemetry/api'
 import { type ExportResult, ExportResultCode, TraceState } from '@opentelemetry/core'
-import { OTLPTraceExporter as OtlpHttpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http'
-import { OTLPTraceExporter as OtlpHttpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto'
-import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base'
-import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http'
-import { type IExportTraceServiceResponse, JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
+import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer'
 import { defaultResource, type Resource, resourceFromAttributes } from '@opentelemetry/resources'
 import { ConsoleSpanExporter, type ReadableSpan, type SpanExporter, type TimedEvent } from '@opentelemetry/sdk-trace-base'
 import type { FinishedSpan, SpanKindName } from '../tracing/types.js'
@@ -161,49 +158,31 @@ export class FileSpanExporter implements SpanExporter {
   async forceFlush(): Promise<void> {}
 }
 
+/** The exporters that write locally: console and file. OTLP goes out through otlp-http.ts. */
 export function createSpanExporter(c: ExportConfig): SpanExporter {
   switch (c.exporter) {
-    case 'otlp':
-      return c.protocol === 'http/json' ? new OtlpHttpJsonExporter(otlpOptions(c)) : new OtlpHttpProtoExporter(otlpOptions(c))
     case 'console':
       return new ConsoleSpanExporter()
     case 'file':
       return new FileSpanExporter(c.file)
+    case 'otlp':
     case 'none':
-      throw new Error('the none exporter has no SpanExporter')
+      throw new Error(`the ${c.exporter} exporter has no SpanExporter`)
   }
 }
 
-function otlpOptions(c: ExportConfig) {
-  return {
-    url: c.endpoint,
-    headers: c.headers,
-    timeoutMillis: c.timeoutMs,
-    compression: c.compression as never,
-    concurrencyLimit: c.maxConcurrentExports,
-  }
-}
-
-/** What an export worker drives: span records in, a result out. */
+/** What an export worker drives for console and file: span records in, a result out. */
 export interface RecordExporter {
   export(records: FinishedSpan[], done: (r: ExportResult) => void): void
   shutdown(): Promise<void>
 }
 
 /**
- * The exporter for a configuration. OTLP http/protobuf (the default) encodes
- * our records directly (otlp-protobuf.ts) and sends them with OpenTelemetry's
- * own OTLP/HTTP transport: same retries on 429/502/503/504 and network
- * errors, same timeouts and headers as the stock exporter. The console
- * prints trace trees (console-tree.ts). The others convert records to
- * ReadableSpans and use the stock exporters.
+ * What an export worker drives for the local exporters: the console prints
+ * one tree per trace (console-tree.ts), the file exporter writes OTLP/JSON
+ * lines. OTLP goes out through otlp-http.ts with createOtlpEncoder's bodies.
  */
 export function createRecordExporter(c: ExportConfig, scope: { name: string; version: string }): RecordExporter {
-  if (c.exporter === 'otlp' && c.protocol === 'http/protobuf') {
-    const encoder = new OtlpProtobufEncoder({ resource: c.resource, defaults: resourceDefaults(), scope })
-    const base = otlpProtobufTransport<FinishedSpan[]>(c, (records) => encoder.encode(records), (records) => records.length)
-    return { export: (records, done) => base.export(records, done), shutdown: () => base.shutdown() }
-  }
   if (c.exporter === 'console') return createConsoleTreeExporter(c.resource)
   const exporter = createSpanExporter(c)
   const converter = new SpanConverter(c.resource, scope)
@@ -213,35 +192,22 @@ export function createRecordExporter(c: ExportConfig, scope: { name: string; ver
   }
 }
 
-/** A request body already encoded (on the main thread) and the number of spans in it. */
-export interface EncodedBatch {
-  body: Uint8Array
-  count: number
-}
-
-/** Sends OTLP/protobuf request bodies encoded elsewhere: OpenTelemetry's transport, no serializer work. */
-export function createEncodedExporter(c: ExportConfig): OTLPExporterBase<EncodedBatch> {
-  return otlpProtobufTransport<EncodedBatch>(c, (b) => b.body, (b) => b.count)
-}
-
 /**
- * OpenTelemetry's OTLP/HTTP transport (retries on 429/502/503/504 and
- * network errors with backoff, timeouts, headers, compression) around our
- * own protobuf encoding.
+ * The OTLP request body for span records, in the configured protocol:
+ * http/protobuf encodes our records directly (otlp-protobuf.ts), http/json
+ * uses OpenTelemetry's serializer on ReadableSpans.
  */
-function otlpProtobufTransport<T>(c: ExportConfig, encode: (items: T) => Uint8Array, count: (items: T) => number) {
-  const serializer = {
-    serializeRequest: encode,
-    deserializeResponse: (data: Uint8Array): IExportTraceServiceResponse => ProtobufTraceSerializer.deserializeResponse(data),
+export function createOtlpEncoder(c: ExportConfig, scope: { name: string; version: string }): (records: FinishedSpan[]) => Uint8Array {
+  if (c.protocol === 'http/protobuf') {
+    const encoder = new OtlpProtobufEncoder({ resource: c.resource, defaults: resourceDefaults(), scope })
+    return (records) => encoder.encode(records)
   }
-  const delegate = createOtlpHttpExportDelegate(
-    convertLegacyHttpOptions(otlpOptions(c), 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' }),
-    serializer,
-    'otlp_http_span_exporter',
-    { name: 'span', countItems: count },
-    undefined,
-  )
-  return new OTLPExporterBase<T>(delegate)
+  const converter = new SpanConverter(c.resource, scope)
+  return (records) => {
+    const body = JsonTraceSerializer.serializeRequest(converter.convert(records))
+    if (!body) throw new Error('OTLP/JSON serialization failed')
+    return body
+  }
 }
 
 /** The SDK's default resource attributes (telemetry.sdk.*), as strings. */
@@ -249,7 +215,7 @@ export function resourceDefaults(): Record<string, string> {
   return Object.fromEntries(Object.entries(defaultResource().attributes).map(([k, v]) => [k, String(v)]))
 }
 
-/** Routes the SDK's internal diagnostics (retries, HTTP errors) to our logger, warnings and up. */
+/** Routes the SDK's internal diagnostics (serializers, console exporter) to our logger, warnings and up. */
 export function routeDiagnostics(log: (level: 'warn' | 'error', msg: string) => void): void {
   const fmt = (msg: string, args: unknown[]): string =>
     [msg, ...args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a)))].join(' ')

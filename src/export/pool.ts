@@ -2,14 +2,18 @@
 // Batches go to the ready worker with the least in flight, up to a few
 // exports per worker; the pool accounts for every span it hands out (exported,
 // failed, or lost with a crashed worker) and restarts crashed workers with
-// backoff. shutdown() lets in-flight exports finish within a deadline.
+// backoff. Every attempt's result is counted and judged (health.ts) the
+// moment the worker reports it. shutdown() lets in-flight exports finish
+// within a deadline.
 
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
 import type { FinishedSpan } from '../tracing/types.js'
 import { bump } from '../util/counters.js'
 import { LogLimiter } from '../util/log-limiter.js'
+import { redactUrl } from '../util/redact.js'
 import type { ExportConfig } from './config.js'
+import { ExportHealth, type RetryOutcome } from './health.js'
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js'
 import type { ExportStats } from './stats.js'
 
@@ -37,8 +41,11 @@ export function ownedBody(body: Uint8Array): Uint8Array {
 /** What the queue hands to a worker: span records, or an encoded OTLP/protobuf request. */
 export type Batch =
   | { kind: 'records'; spans: FinishedSpan[] }
-  /** `attempt`: how many times this body was sent already (0 for a new one). */
-  | { kind: 'encoded'; body: Uint8Array; count: number; attempt: number }
+  /**
+   * `attempt`: how many times this body was sent already (0 for a new one);
+   * `retryAfterMs`: on the way back from a failure, the collector's Retry-After.
+   */
+  | { kind: 'encoded'; body: Uint8Array; count: number; attempt: number; retryAfterMs?: number }
 
 export interface ExportPoolOptions {
   config: ExportConfig
@@ -70,15 +77,18 @@ export class ExportPool {
   onCapacity: () => void
   /**
    * An encoded batch failed for a retryable reason and came back: the queue
-   * decides whether to send it again. Without a taker it counts as failed.
+   * decides whether to send it again, and counts it if not. Without a taker
+   * it is dropped (export_failed).
    */
-  onRetry: ((batch: Batch & { kind: 'encoded' }) => void) | null = null
+  onRetry: ((batch: Batch & { kind: 'encoded' }) => RetryOutcome) | null = null
+  readonly health: ExportHealth
   /** Reported by the first worker ready: the SDK's default resource attributes. */
   resourceDefaults: Record<string, string> | undefined
 
   constructor(opts: ExportPoolOptions) {
     this.opts = opts
     this.onCapacity = opts.onCapacity ?? (() => {})
+    this.health = new ExportHealth(opts.stats, opts.logger, exportTarget(opts.config))
     for (let i = 0; i < opts.config.numWorkers; i++) {
       this.slots.push({
         index: i,
@@ -136,20 +146,23 @@ export class ExportPool {
         stats.inFlight -= n
         stats.exportMs.observe(m.ms)
         if (m.ms > stats.exportMsMax) stats.exportMsMax = m.ms
+        if (m.warning !== undefined) this.log('partial-success', 'warn', { target: exportTarget(this.opts.config), spans: n }, `export: ${m.warning}`)
         if (m.ok) {
           stats.spansExported += n
           stats.batchesExported++
-          stats.failingSince = 0
+          this.health.succeeded()
         } else {
           stats.batchesFailed++
-          if (stats.failingSince === 0) stats.failingSince = Date.now()
-          if (m.retry !== undefined && this.onRetry !== null) {
-            this.log('export-retry', 'warn', { spans: n, error: m.error, endpoint: this.endpoint() }, 'export failed; will retry')
-            this.onRetry({ kind: 'encoded', body: m.retry, count: n, attempt: (sent?.attempt ?? 0) + 1 })
-          } else {
-            bump(stats.spansDropped, 'export_failed', n)
-            this.log('export-failed', 'warn', { spans: n, error: m.error, endpoint: this.endpoint() }, 'export failed; spans dropped')
-          }
+          const retry = m.retry
+          this.health.failed(m.error ?? 'unknown error', n, () => {
+            if (retry !== undefined && this.onRetry !== null) {
+              const b: Batch & { kind: 'encoded' } = { kind: 'encoded', body: retry, count: n, attempt: (sent?.attempt ?? 0) + 1 }
+              if (m.retryAfterMs !== undefined) b.retryAfterMs = m.retryAfterMs
+              return this.onRetry(b)
+            }
+            bump(stats.spansDropped, this.stopping ? 'shutdown' : 'export_failed', n)
+            return { kind: 'dropped', why: this.stopping ? 'shutting down' : retry === undefined ? 'not retryable' : 'no retry queue' }
+          })
         }
         this.onCapacity()
         return
@@ -252,6 +265,7 @@ export class ExportPool {
     await Promise.race([Promise.all(waits), new Promise((r) => (timer = setTimeout(r, deadlineMs)))])
     clearTimeout(timer)
     const stats = this.opts.stats
+    const ending: Array<Promise<number>> = []
     for (const slot of this.slots) {
       if (slot.inflightSpans > 0) {
         bump(stats.spansDropped, 'shutdown', slot.inflightSpans)
@@ -263,13 +277,10 @@ export class ExportPool {
       slot.worker = null
       if (slot.ready) stats.workersUp--
       slot.ready = false
-      if (w) await w.terminate()
+      // All at once: each takes tens of milliseconds to tear down.
+      if (w) ending.push(w.terminate())
     }
-  }
-
-  private endpoint(): string {
-    const c = this.opts.config
-    return c.exporter === 'otlp' ? c.endpoint : c.exporter === 'file' ? c.file : c.exporter
+    await Promise.all(ending)
   }
 
   private log(key: string, level: 'warn' | 'error', obj: object, msg: string): void {
@@ -277,4 +288,9 @@ export class ExportPool {
     if (suppressed < 0) return
     this.opts.logger[level](suppressed > 0 ? { ...obj, suppressed } : obj, msg)
   }
+}
+
+/** Where spans go, for log lines: the OTLP endpoint with its credentials masked, the file, or the exporter. */
+export function exportTarget(c: ExportConfig): string {
+  return c.exporter === 'otlp' ? redactUrl(c.endpoint) : c.exporter === 'file' ? c.file : c.exporter
 }

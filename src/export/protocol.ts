@@ -11,7 +11,7 @@ export interface WorkerInit {
 
 export type ToWorker =
   | { type: 'export'; id: number; spans: FinishedSpan[] }
-  /** An OTLP/protobuf request body encoded on the main thread, transferred (not copied). */
+  /** An OTLP request body (encoded on the main thread, or handed back for a retry), transferred (not copied). */
   | { type: 'export-encoded'; id: number; body: Uint8Array; count: number }
   | { type: 'shutdown' }
   /** Fault injection for the restart tests: the worker throws from its message handler. */
@@ -21,9 +21,11 @@ export type FromWorker =
   /** `resourceDefaults`: the SDK's telemetry.sdk.* resource attributes, for encoding on the main thread. */
   | { type: 'ready'; resourceDefaults: Record<string, string> }
   /**
-   * `retry`: the request body of a failed encoded batch, handed back (transferred)
-   * when the failure was retryable (network error, timeout, 429/502/503/504).
+   * One export attempt, the moment it ended. `retry`: the OTLP request body,
+   * handed back (transferred) when the failure was retryable (network error,
+   * timeout, 429/502/503/504), with the collector's Retry-After if it gave
+   * one. `warning`: a success that still rejected spans (partial success).
    */
-  | { type: 'result'; id: number; ok: boolean; error?: string; ms: number; retry?: Uint8Array }
+  | { type: 'result'; id: number; ok: boolean; error?: string; ms: number; retry?: Uint8Array; retryAfterMs?: number; warning?: string }
   | { type: 'log'; level: 'warn' | 'error'; msg: string }
   | { type: 'closed' }

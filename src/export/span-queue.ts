@@ -12,6 +12,11 @@
 // cloning span objects across threads did, and the worker is left with HTTP.
 // For the other exporters, span records cross as they are and the worker
 // converts them.
+//
+// Retries are decided here, for every exporter: a batch whose export failed
+// for a retryable reason comes back as its encoded request body and waits
+// its backoff (or the collector's Retry-After) within the queue bound. During
+// a shutdown nothing is retried: what fails then is dropped and counted.
 
 import type { Logger } from 'pino'
 import type { FinishedSpan, SpanSink } from '../tracing/types.js'
@@ -19,16 +24,17 @@ import { bump } from '../util/counters.js'
 import { LogLimiter } from '../util/log-limiter.js'
 import type { ExportConfig } from './config.js'
 import { OtlpBatchBuilder } from './otlp-protobuf.js'
+import type { RetryOutcome } from './health.js'
 import type { Batch, ExportPool } from './pool.js'
 import type { ExportStats } from './stats.js'
 
 /** Turns added trees into batches of at most maxBatchSize spans. */
 interface Batcher {
-  /** Spans added and not yet taken (retries waiting included). */
+  /** Spans added and not yet taken. */
   readonly size: number
   add(spans: FinishedSpan[]): void
-  /** Up to maxBatchSize spans as one batch; null if none is ready. `force`: retries need not be due. */
-  take(max: number, force?: boolean): Batch | null
+  /** Up to maxBatchSize spans as one batch; null if none is ready. */
+  take(max: number): Batch | null
 }
 
 /** Attempts of one batch at most, and the backoff between them (doubling from 1 s to 30 s). */
@@ -67,9 +73,6 @@ class ProtobufBatcher implements Batcher {
   /** Sealed requests, in order. */
   private readonly sealed: Array<{ body: Uint8Array; count: number }> = []
   private sealedSpans = 0
-  /** Requests that failed for a retryable reason, oldest first, each with the time it may go again. */
-  private readonly retries: Array<{ body: Uint8Array; count: number; attempt: number; due: number }> = []
-  private retrySpans = 0
 
   constructor(
     config: ExportConfig,
@@ -81,17 +84,7 @@ class ProtobufBatcher implements Batcher {
   }
 
   get size(): number {
-    return this.sealedSpans + this.builder.spans + this.retrySpans
-  }
-
-  /** When the next retry is due (0: none waiting). */
-  get nextRetry(): number {
-    return this.retries[0]?.due ?? 0
-  }
-
-  retry(b: { body: Uint8Array; count: number; attempt: number }): void {
-    this.retries.push({ ...b, due: Date.now() + backoffMs(b.attempt) })
-    this.retrySpans += b.count
+    return this.sealedSpans + this.builder.spans
   }
 
   add(spans: FinishedSpan[]): void {
@@ -108,13 +101,7 @@ class ProtobufBatcher implements Batcher {
     this.sealedSpans += count
   }
 
-  take(_max: number, force = false): Batch | null {
-    const r = this.retries[0]
-    if (r !== undefined && (force || r.due <= Date.now())) {
-      this.retries.shift()
-      this.retrySpans -= r.count
-      return { kind: 'encoded', body: r.body, count: r.count, attempt: r.attempt }
-    }
+  take(): Batch | null {
     if (this.sealed.length === 0) this.seal()
     const b = this.sealed.shift()
     if (b === undefined) return null
@@ -134,7 +121,12 @@ export class SpanQueue implements SpanSink {
   private overdue = false
   private readonly limiter = new LogLimiter()
 
+  /** Requests that failed for a retryable reason, oldest first, each with the time it may go again. */
+  private readonly retries: Array<{ body: Uint8Array; count: number; attempt: number; due: number }> = []
+  private retrySpans = 0
   private retryTimer: NodeJS.Timeout | null = null
+  /** Set by drain(): a shutdown retries nothing. */
+  private draining = false
 
   constructor(
     private readonly pool: ExportPool | null,
@@ -150,35 +142,46 @@ export class SpanQueue implements SpanSink {
   }
 
   /**
-   * A batch came back from a retryable failure (collector down, slow, 429/503):
-   * it waits its backoff and goes again, if it has attempts left and the queue
-   * bound allows it (it counts as held again). Otherwise it is dropped.
+   * A batch came back from a retryable failure (collector down, slow,
+   * 429/503): it waits its backoff, or the collector's Retry-After, and goes
+   * again if it has attempts left and the queue bound allows it (it counts as
+   * held again). Otherwise, or during a shutdown, it is dropped and counted.
    */
-  private retry(b: Batch & { kind: 'encoded' }): void {
-    const batcher = this.batcher
-    if (!(batcher instanceof ProtobufBatcher) || b.attempt >= MAX_ATTEMPTS || this.held + this.stats.inFlight + b.count > this.config.maxQueueSize) {
-      bump(this.stats.spansDropped, 'export_failed', b.count)
-      return
+  private retry(b: Batch & { kind: 'encoded' }): RetryOutcome {
+    if (this.draining) {
+      bump(this.stats.spansDropped, 'shutdown', b.count)
+      return { kind: 'dropped', why: 'shutting down' }
     }
-    batcher.retry(b)
+    if (b.attempt >= MAX_ATTEMPTS) {
+      bump(this.stats.spansDropped, 'export_failed', b.count)
+      return { kind: 'dropped', why: `failed ${b.attempt} times` }
+    }
+    if (this.held + this.stats.inFlight + b.count > this.config.maxQueueSize) {
+      bump(this.stats.spansDropped, 'export_failed', b.count)
+      return { kind: 'dropped', why: 'no room in the export queue to keep it' }
+    }
+    const inMs = b.retryAfterMs !== undefined ? Math.max(100, b.retryAfterMs) : backoffMs(b.attempt)
+    this.retries.push({ body: b.body, count: b.count, attempt: b.attempt, due: Date.now() + inMs })
+    this.retrySpans += b.count
     this.stats.queueDepth = this.held
     this.armRetryTimer()
+    return { kind: 'retry', inMs }
   }
 
   private armRetryTimer(): void {
-    const batcher = this.batcher
-    if (this.retryTimer !== null || !(batcher instanceof ProtobufBatcher) || batcher.nextRetry === 0) return
+    const next = this.retries[0]?.due
+    if (this.retryTimer !== null || next === undefined) return
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null
       this.send(true)
       this.armRetryTimer()
-    }, Math.max(0, batcher.nextRetry - Date.now()))
+    }, Math.max(0, next - Date.now()))
     this.retryTimer.unref()
   }
 
-  /** Spans held here: incoming, batched, sealed (not yet in flight). */
+  /** Spans held here: incoming, batched, sealed, waiting for a retry (not in flight). */
   private get held(): number {
-    return this.incomingSpans + (this.batcher?.size ?? 0)
+    return this.incomingSpans + (this.batcher?.size ?? 0) + this.retrySpans
   }
 
   push(spans: FinishedSpan[]): void {
@@ -242,15 +245,25 @@ export class SpanQueue implements SpanSink {
     else this.send(this.overdue)
   }
 
-  /** Sends full batches, and partial ones too when `all`; stops when no worker can take more. */
+  /**
+   * Sends retries that are due (all of them when `force`), then full batches,
+   * and partial ones too when `all`; stops when no worker can take more.
+   */
   private send(all: boolean, force = false): void {
     const pool = this.pool
     const batcher = this.batcher
     if (pool === null || batcher === null) return
     const max = this.config.maxBatchSize
-    while (batcher.size >= max || (all && batcher.size > 0)) {
-      if (!pool.canTake()) break
-      const batch = batcher.take(max, force)
+    while (pool.canTake()) {
+      const r = this.retries[0]
+      if (r !== undefined && (force || r.due <= Date.now())) {
+        this.retries.shift()
+        this.retrySpans -= r.count
+        pool.dispatch({ kind: 'encoded', body: r.body, count: r.count, attempt: r.attempt })
+        continue
+      }
+      if (!(batcher.size >= max || (all && batcher.size > 0))) break
+      const batch = batcher.take(max)
       if (batch === null) break
       pool.dispatch(batch)
     }
@@ -262,18 +275,20 @@ export class SpanQueue implements SpanSink {
   }
 
   /**
-   * Sends everything now and waits (bounded) until the workers acknowledged
-   * it all. For shutdown: whatever is still held at the deadline is counted
-   * as dropped (shutdown).
+   * Sends everything now, retries included (there is no later), and waits
+   * (bounded) until the workers acknowledged it all. For shutdown: a batch
+   * that fails meanwhile, and whatever is still held at the deadline, is
+   * counted as dropped (shutdown).
    */
   async drain(deadlineMs: number): Promise<void> {
+    this.draining = true
     if (this.timer) clearTimeout(this.timer)
     this.timer = null
     this.overdue = true
     const end = Date.now() + deadlineMs
     while ((this.held > 0 || this.stats.inFlight > 0) && Date.now() < end) {
       if (this.incomingSpans > 0) this.process()
-      else if (this.held > 0) this.send(true, true) // retries go now: there is no later
+      else if (this.held > 0) this.send(true, true)
       await new Promise((r) => setTimeout(r, 10))
     }
     if (this.retryTimer) clearTimeout(this.retryTimer)
@@ -285,6 +300,8 @@ export class SpanQueue implements SpanSink {
       bump(this.stats.spansDropped, 'shutdown', left)
       this.incoming = []
       this.incomingSpans = 0
+      this.retries.length = 0
+      this.retrySpans = 0
       this.batcher = null
       this.stats.queueDepth = 0
     }

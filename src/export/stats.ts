@@ -9,8 +9,9 @@ export class ExportStats {
   /** Spans that never reached the backend, by reason (queue_full, export_failed, worker_crash, shutdown). */
   readonly spansDropped = new Map<string, number>()
   batchesExported = 0
+  /** Export requests that failed: each attempt, counted when it fails. */
   batchesFailed = 0
-  /** Duration of each export request (retries included), milliseconds. */
+  /** Duration of each export request (one attempt), milliseconds. */
   readonly exportMs = new Histogram(EXPORT_MS_BOUNDS)
   exportMsMax = 0
 
@@ -23,6 +24,6 @@ export class ExportStats {
   queueDepth = 0
   /** Spans handed to workers and not yet acknowledged (set by the pool). */
   inFlight = 0
-  /** Unix time (ms) of the first export failure of the current run of failures; 0 when the last one succeeded. */
+  /** Unix time (ms) of the first failed attempt of the current outage; 0 when the last one succeeded (health.ts). */
   failingSince = 0
 }

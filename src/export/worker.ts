@@ -1,19 +1,37 @@
-// Export worker thread: receives batches of span records, turns them into
-// OpenTelemetry ReadableSpans and exports them. One pipeline per worker; the
-// main thread never waits on anything that happens here.
+// Export worker thread: receives batches (span records, or OTLP request
+// bodies encoded on the main thread) and exports them, one attempt each,
+// reporting every attempt's outcome at once: retries are the span queue's
+// decision. One pipeline per worker; the main thread never waits on anything
+// that happens here.
 
 import { parentPort, workerData } from 'node:worker_threads'
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js'
-import { createEncodedExporter, createRecordExporter, ExportResultCode, resourceDefaults, routeDiagnostics } from './otel.js'
+import { createOtlpEncoder, createRecordExporter, ExportResultCode, resourceDefaults, routeDiagnostics } from './otel.js'
+import { OtlpHttpTransport } from './otlp-http.js'
 
 if (parentPort === null) throw new Error('export worker started outside a worker thread')
 const port = parentPort
 const post = (m: FromWorker): void => port.postMessage(m)
 
 const init = workerData as WorkerInit
+const config = init.config
 routeDiagnostics((level, msg) => post({ type: 'log', level, msg }))
-const exporter = createRecordExporter(init.config, init.scope)
-const encodedExporter = init.config.exporter === 'otlp' && init.config.protocol === 'http/protobuf' ? createEncodedExporter(init.config) : null
+const otlp =
+  config.exporter === 'otlp'
+    ? {
+        encode: createOtlpEncoder(config, init.scope),
+        transport: new OtlpHttpTransport({
+          url: config.endpoint,
+          contentType: config.protocol === 'http/json' ? 'application/json' : 'application/x-protobuf',
+          headers: config.headers,
+          compression: config.compression,
+          timeoutMs: config.timeoutMs,
+          maxConcurrent: config.maxConcurrentExports,
+          userAgent: `${init.scope.name}/${init.scope.version}`,
+        }),
+      }
+    : null
+const local = otlp === null ? createRecordExporter(config, init.scope) : null
 let pending = 0
 let onIdle: (() => void) | null = null
 
@@ -22,27 +40,29 @@ port.on('message', (m: ToWorker) => {
     case 'export': {
       const started = performance.now()
       pending++
+      if (otlp !== null) {
+        let body: Uint8Array
+        try {
+          body = otlp.encode(m.spans)
+        } catch (err) {
+          done(m.id, started, { ok: false, error: `cannot encode the request: ${(err as Error).message}` })
+          return
+        }
+        send(m.id, started, body)
+        return
+      }
       try {
-        exporter.export(m.spans, (r) =>
-          done(m.id, started, r.code === ExportResultCode.SUCCESS, r.error ? r.error.message : undefined),
-        )
+        local!.export(m.spans, (r) => done(m.id, started, { ok: r.code === ExportResultCode.SUCCESS, error: r.error?.message }))
       } catch (err) {
-        done(m.id, started, false, `export failed: ${(err as Error).message}`)
+        done(m.id, started, { ok: false, error: `export failed: ${(err as Error).message}` })
       }
       return
     }
     case 'export-encoded': {
       const started = performance.now()
       pending++
-      if (encodedExporter === null) {
-        done(m.id, started, false, 'encoded batch for an exporter that takes records')
-        return
-      }
-      encodedExporter.export(m, (r) => {
-        const ok = r.code === ExportResultCode.SUCCESS
-        const retry = !ok && retryable(r.error) ? m.body : undefined
-        done(m.id, started, ok, r.error ? r.error.message : undefined, retry)
-      })
+      if (otlp === null) done(m.id, started, { ok: false, error: 'encoded batch for an exporter that takes records' })
+      else send(m.id, started, m.body)
       return
     }
     case 'shutdown':
@@ -53,32 +73,38 @@ port.on('message', (m: ToWorker) => {
   }
 })
 
-function done(id: number, started: number, ok: boolean, error?: string, retry?: Uint8Array): void {
-  pending--
-  const m: FromWorker = { type: 'result', id, ok, ms: performance.now() - started }
-  if (error !== undefined) m.error = error
-  if (retry !== undefined) {
-    m.retry = retry
-    port.postMessage(m, [retry.buffer as ArrayBuffer])
-  } else post(m)
-  if (pending === 0 && onIdle) onIdle()
+function send(id: number, started: number, body: Uint8Array): void {
+  otlp!.transport.send(body).then(
+    (r) => done(id, started, { ok: r.ok, error: r.error, warning: r.warning, retryAfterMs: r.retryAfterMs }, r.retryable ? body : undefined),
+    (err: unknown) => done(id, started, { ok: false, error: (err as Error).message }),
+  )
 }
 
-/**
- * Worth sending again later: anything but an HTTP status the OTLP spec says
- * not to retry (4xx other than 429, 500, 501). Network errors and timeouts,
- * and the 429/502/503/504 the transport already retried, are.
- */
-function retryable(err: Error | undefined): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code
-  if (typeof code !== 'number') return true
-  return code === 429 || code === 502 || code === 503 || code === 504
+function done(
+  id: number,
+  started: number,
+  r: { ok: boolean; error?: string | undefined; warning?: string | undefined; retryAfterMs?: number | undefined },
+  retry?: Uint8Array,
+): void {
+  pending--
+  const m: FromWorker = { type: 'result', id, ok: r.ok, ms: performance.now() - started }
+  if (r.error !== undefined && !r.ok) m.error = r.error
+  if (r.warning !== undefined) m.warning = r.warning
+  if (retry !== undefined) {
+    // Moved, not copied, when the body owns its memory; a view into a shared slab is copied first.
+    const own = retry.byteOffset === 0 && retry.byteLength === retry.buffer.byteLength ? retry : new Uint8Array(retry)
+    m.retry = own
+    if (r.retryAfterMs !== undefined) m.retryAfterMs = r.retryAfterMs
+    port.postMessage(m, [own.buffer as ArrayBuffer])
+  } else post(m)
+  if (pending === 0 && onIdle) onIdle()
 }
 
 async function shutdown(): Promise<void> {
   if (pending > 0) await new Promise<void>((resolve) => (onIdle = resolve))
   try {
-    await Promise.all([exporter.shutdown(), encodedExporter?.shutdown()])
+    otlp?.transport.shutdown()
+    await local?.shutdown()
   } finally {
     post({ type: 'closed' })
   }

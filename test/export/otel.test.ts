@@ -9,7 +9,7 @@ import { AlwaysOnSampler, BasicTracerProvider, InMemorySpanExporter, SimpleSpanP
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createSpanExporter, FileSpanExporter, SpanConverter } from '../../src/export/otel.js'
+import { createOtlpEncoder, createSpanExporter, FileSpanExporter, SpanConverter } from '../../src/export/otel.js'
 import { DEFAULT_EXPORT_CONFIG } from '../../src/export/config.js'
 import { decodeJsonRequest, decodeProtobufRequest } from '../helpers/otlp-receiver.js'
 import { tree } from '../helpers/spans.js'
@@ -100,13 +100,19 @@ t.test('file exporter: one OTLP/JSON request per line', async (t) => {
   t.equal(code, 1, 'export after shutdown fails')
 })
 
-t.test('exporter factory: otlp (both protocols), console, file; none has no exporter', async (t) => {
+t.test('OTLP request bodies in either protocol decode to the same spans', async (t) => {
+  const records = tree()
+  const proto = decodeProtobufRequest(createOtlpEncoder({ ...DEFAULT_EXPORT_CONFIG, protocol: 'http/protobuf' }, scope)(records))
+  const json = decodeJsonRequest(createOtlpEncoder({ ...DEFAULT_EXPORT_CONFIG, protocol: 'http/json' }, scope)(records))
+  t.equal(proto.length, records.length)
+  t.same(json, proto)
+  t.same(proto.map((s) => s.spanId), records.map((r) => r.spanId))
+})
+
+t.test('exporter factory: console, file; otlp (sent by otlp-http.ts) and none have no SpanExporter', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'spoa-exp-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const names = (['http/protobuf', 'http/json'] as const).map(
-    (protocol) => createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, protocol }).constructor.name,
-  )
-  t.same(names, ['OTLPTraceExporter', 'OTLPTraceExporter'])
+  t.throws(() => createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'otlp' }))
   const console = createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'console' })
   t.equal(console.constructor.name, 'ConsoleSpanExporter')
   const lines: unknown[] = []

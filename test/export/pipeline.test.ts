@@ -58,7 +58,7 @@ t.test('collector failing (503) then back: the batch waits and is sent again, no
   t.ok(stats.failingSince > 0, 'failing since is set')
   t.equal(stats.spansDropped.get('export_failed') ?? 0, 0, 'a retryable failure drops nothing')
   t.ok(await eventually(() => stats.queueDepth === 4 && stats.inFlight === 0, 3000), 'the batch is held for a retry')
-  t.ok(logs.some((l) => l.msg === 'export failed; will retry'))
+  t.ok(logs.some((l) => l.msg === 'export failed; the batch is kept and sent again'))
   receiver.setResponse()
   queue.push(tree(traceId(2)))
   t.ok(await eventually(() => stats.spansExported === 8, 10_000), 'the retried batch and the new one are delivered')
@@ -71,7 +71,7 @@ t.test('collector unreachable: failures counted, the batch kept for a retry, no 
   const { stats, queue, logs } = await pipeline(t, { endpoint: `http://127.0.0.1:${port}/v1/traces`, timeoutMs: 300, maxBatchSize: 4 })
   queue.push(tree(traceId(3)))
   t.ok(await eventually(() => stats.batchesFailed >= 1, 5000))
-  t.ok(logs.some((l) => l.msg === 'export failed; will retry'), 'logged with the endpoint')
+  t.ok(logs.some((l) => l.msg === 'export failed; the batch is kept and sent again' && l.target === `http://127.0.0.1:${port}/v1/traces`), 'logged with the endpoint')
   t.equal(stats.spansDropped.get('export_failed') ?? 0, 0)
 })
 

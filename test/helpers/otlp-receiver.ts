@@ -545,6 +545,8 @@ export interface ReceivedRequest {
 }
 
 export interface OtlpReceiverOptions {
+  /** Listen on this port (a collector coming back where it was); default: a free one. */
+  port?: number
   /** Cap on the body, both on the wire and after gunzip; default 32 MiB. */
   maxBodyBytes?: number
   keepBodies?: boolean
@@ -573,6 +575,7 @@ export class OtlpReceiver {
   private readonly server: Server
   private readonly maxBodyBytes: number
   private readonly keepBodies: boolean
+  private readonly port: number
   private readonly waiters = new Set<Waiter>()
   private readonly sleepers = new Set<() => void>()
   private closed = false
@@ -580,6 +583,7 @@ export class OtlpReceiver {
   constructor(opts: OtlpReceiverOptions = {}) {
     this.maxBodyBytes = opts.maxBodyBytes ?? 32 * 1024 * 1024
     this.keepBodies = opts.keepBodies ?? false
+    this.port = opts.port ?? 0
     this.response = { ...opts.response }
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
@@ -592,7 +596,7 @@ export class OtlpReceiver {
   async listen(): Promise<this> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
-      this.server.listen(0, '127.0.0.1', () => {
+      this.server.listen(this.port, '127.0.0.1', () => {
         this.server.off('error', reject)
         resolve()
       })
