@@ -11,12 +11,12 @@ import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import yargs from 'yargs'
 import { type Config, DEFAULT_CONFIG, validateConfig } from './config.js'
-import { EXPORTERS, exportConfigFromEnv, parseKeyValueList, PROTOCOLS } from './export/config.js'
-import { type LogFormat, type LogOptions, parseLogFile, parseLogLevel } from './logger.js'
+import { checkHeaders, endpointToTracesUrl, EXPORTERS, exportConfigFromEnv, parseKeyValueList, PROTOCOLS } from './export/config.js'
+import { type LogOptions, parseLogFile, parseLogLevel } from './logger.js'
 import { parseMetricsAddress } from './metrics/address.js'
 import { type Capability, CAPABILITIES } from './spop/index.js'
 import { propagatorsFrom, ratioFrom, samplerFrom, spanLimitsFromEnv, tracingConfigFromEnv } from './tracing/config.js'
-import { ConfigError } from './util/config-error.js'
+import { ConfigError, ProblemList } from './util/config-error.js'
 import { DURATION_HELP, parseDuration } from './util/duration.js'
 import { PACKAGE_DIR, VERSION } from './version.js'
 
@@ -50,6 +50,7 @@ export const OPTIONS: Record<string, OptionSpec> = {
   'hello-timeout': { type: 'string', group: G_SPOP, describe: 'Time a new connection has to complete its HELLO [default: 10s]' },
   'frame-timeout': { type: 'string', group: G_SPOP, describe: 'Time a started frame has to arrive whole [default: 30s]' },
   'idle-timeout': { type: 'string', group: G_SPOP, describe: 'Close connections idle this long (0 = never) [default: 0]' },
+  'listen-retry': { type: 'string', group: G_SPOP, describe: 'While the port is in use, keep trying to listen for this long (0 = fail at once) [default: 0]' },
   'processing-delay': { alias: 't', type: 'string', group: G_SPOP, describe: 'Delay every ACK by this long (testing HAProxy timeouts) [default: 0]' },
   'ot-timeout-msg': { alias: 'o', type: 'string', group: G_TRACE, describe: 'Status message of spans ended by the idle reaper [default: "connection timeout"]' },
   'tree-ttl': { type: 'string', group: G_TRACE, describe: 'Reap a request whose spans saw no event for this long [default: 30s]' },
@@ -88,13 +89,15 @@ export const OPTIONS: Record<string, OptionSpec> = {
   'ready-export-failure-threshold': { type: 'string', group: G_METRICS, describe: '/readyz fails once exports have failed without a success for this long [default: 60s]' },
   'ot-tracer-plugin': { alias: 'T', type: 'string', group: G_PROC, process: true, describe: 'Accepted for compatibility; has no meaning here (export is built in)' },
   'libev-backend': { alias: 'B', type: 'string', group: G_PROC, process: true, describe: 'Accepted for compatibility; has no meaning here (Node.js has its own event loop)' },
+  check: { type: 'boolean', group: G_PROC, process: true, describe: 'Check the configuration (values, config file, addresses, files, exporter settings) without serving; exit 0 if valid, 2 if not' },
   help: { alias: 'h', type: 'boolean', group: G_PROC, process: true, describe: 'Show this help' },
   version: { alias: 'V', type: 'boolean', group: G_PROC, process: true, describe: 'Show the version' },
   'print-share-dir': { type: 'boolean', group: G_PROC, process: true, describe: 'Print the directory of the shipped haproxy/ and contrib/ files, and exit' },
 }
 
 export interface CliResult {
-  action: 'run' | 'help' | 'version' | 'print-share-dir'
+  /** check: --check, validate and exit (see preflight.ts). */
+  action: 'run' | 'check' | 'help' | 'version' | 'print-share-dir'
   /** Help, version or directory text, for those actions. */
   text: string
   config: Config
@@ -137,7 +140,7 @@ function buildParser(argv: string[]) {
       'parse-positional-numbers': false,
     })
     .fail((msg, err) => {
-      throw err ?? new ConfigError('arguments', msg)
+      throw err ?? new ConfigError('', msg)
     })
   for (const [name, o] of Object.entries(OPTIONS)) {
     // Numbers are declared as strings so that "eighty" reaches the validation, not NaN.
@@ -167,32 +170,39 @@ export async function parseCli(argv: string[], io: CliIo): Promise<CliResult> {
   if (cli.version) return { ...result, action: 'version', text: `spoa-tracer ${VERSION}` }
   if (cli['print-share-dir']) return { ...result, action: 'print-share-dir', text: PACKAGE_DIR }
 
+  // Every stage runs even after a bad value, so that one run reports every problem.
+  const problems = new ProblemList()
   let fileValues: Values = {}
   const file = cli['ot-tracer-config']
-  if (typeof file === 'string') fileValues = loadConfigFile(file, io.readFile ?? ((p) => readFileSync(p, 'utf8')))
+  if (typeof file === 'string') fileValues = problems.attempt(() => loadConfigFile(file, io.readFile ?? ((p) => readFileSync(p, 'utf8')))) ?? {}
 
   let config = structuredClone(DEFAULT_CONFIG)
-  applyValues(config, fileValues, (k) => `${file} key "${k}"`)
-  config.export = exportConfigFromEnv(io.env, config.export)
-  config.tracing = tracingConfigFromEnv(io.env, config.tracing)
-  config.spanLimits = spanLimitsFromEnv(io.env, config.spanLimits)
-  applyValues(config, cli, (k) => `--${k}`)
-  config = validateConfig(config)
+  applyEach(config, fileValues, (k) => `${file} key "${k}"`, problems)
+  config.export = problems.attempt(() => exportConfigFromEnv(io.env, config.export)) ?? config.export
+  config.tracing = problems.attempt(() => tracingConfigFromEnv(io.env, config.tracing)) ?? config.tracing
+  config.spanLimits = problems.attempt(() => spanLimitsFromEnv(io.env, config.spanLimits)) ?? config.spanLimits
+  applyEach(config, cli, (k) => `--${k}`, problems)
+  // Checks across options only on values that were each valid: no echo of an earlier problem.
+  if (problems.empty) config = problems.attempt(() => validateConfig(config)) ?? config
 
   result.config = config
   result.daemonize = cli.daemonize === true
   if (typeof cli.supervise === 'boolean') result.supervise = cli.supervise
   result.pidfile = typeof cli.pidfile === 'string' ? cli.pidfile : null
-  if (cli.debug !== undefined) result.log.level = parseLogLevel(cli.debug as string)
+  if (cli.check === true) result.action = 'check'
+  if (cli.debug !== undefined) result.log.level = problems.attempt(() => parseLogLevel(cli.debug as string)) ?? result.log.level
   if (cli.logfile !== undefined) {
-    result.log.file = parseLogFile(String(cli.logfile))
+    result.log.file = problems.attempt(() => parseLogFile(String(cli.logfile))) ?? null
     result.log.format = 'json'
   } else if (config.export.exporter === 'console') {
     // The console exporter prints traces on stdout: logs must not land in them.
     result.log.stream = 'stderr'
     result.log.format = io.stderrIsTTY === true ? 'pretty' : 'json'
   }
-  if (cli['log-format'] !== undefined) result.log.format = oneOf('--log-format', cli['log-format'], ['json', 'pretty'] as const) as LogFormat
+  if (cli['log-format'] !== undefined) {
+    result.log.format = problems.attempt(() => oneOf('--log-format', cli['log-format'], ['json', 'pretty'] as const)) ?? result.log.format
+  }
+  problems.throwIfAny()
   if (cli['ot-tracer-plugin'] !== undefined) {
     result.warnings.push('-T/--ot-tracer-plugin is ignored: spoa-tracer exports with OpenTelemetry itself (see --exporter)')
   }
@@ -245,24 +255,16 @@ function duration(name: string, v: unknown): number {
   return ms
 }
 
-function keyValues(name: string, v: unknown): Record<string, string> {
+function keyValues(name: string, v: unknown, secret = false): Record<string, string> {
   if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)]))
   }
-  return parseKeyValueList(name, String(v))
+  return parseKeyValueList(name, String(v), secret)
 }
 
-/** The traces URL from --endpoint: like OTEL_EXPORTER_OTLP_ENDPOINT, unless it already names /v1/traces. */
-function endpointUrl(name: string, v: unknown): string {
-  const s = String(v).trim()
-  let u: URL
-  try {
-    u = new URL(s)
-  } catch {
-    throw new ConfigError(name, `not a URL: "${s}"`)
-  }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(name, `expected http:// or https://, got "${s}"`)
-  return /\/v1\/traces\/?$/.test(u.pathname) ? s : `${s.replace(/\/+$/, '')}/v1/traces`
+/** Each key on its own, so that one bad value does not hide the next: every problem is recorded. */
+function applyEach(c: Config, values: Values, label: (key: string) => string, problems: ProblemList): void {
+  for (const [key, v] of Object.entries(values)) problems.attempt(() => applyValues(c, { [key]: v }, label))
 }
 
 function applyValues(c: Config, values: Values, label: (key: string) => string): void {
@@ -311,6 +313,9 @@ function applyValues(c: Config, values: Values, label: (key: string) => string):
       case 'processing-delay':
         c.processingDelayMs = duration(name, v)
         break
+      case 'listen-retry':
+        c.listenRetryMs = duration(name, v)
+        break
       case 'ot-timeout-msg':
         c.tree = { ...c.tree, timeoutMessage: String(v) }
         break
@@ -354,13 +359,13 @@ function applyValues(c: Config, values: Values, label: (key: string) => string):
         c.export.exporter = oneOf(name, v, EXPORTERS)
         break
       case 'endpoint':
-        c.export.endpoint = endpointUrl(name, v)
+        c.export.endpoint = endpointToTracesUrl(name, String(v))
         break
       case 'protocol':
         c.export.protocol = oneOf(name, v, PROTOCOLS)
         break
       case 'headers':
-        Object.assign(c.export.headers, keyValues(name, v))
+        Object.assign(c.export.headers, checkHeaders(name, keyValues(name, v, true)))
         break
       case 'export-timeout':
         c.export.timeoutMs = Math.max(1, duration(name, v))

@@ -11,6 +11,7 @@ import { DEFAULT_TRACING_CONFIG, type TracingConfig } from './tracing/config.js'
 import { DEFAULT_SPAN_LIMITS, type SpanLimits } from './tracing/trace.js'
 import { DEFAULT_TREE_LIMITS, type TreeLimits } from './tracing/trace-store.js'
 import { ConfigError } from './util/config-error.js'
+import { redactHeaders, redactUrl } from './util/redact.js'
 
 export interface Config {
   listen: ListenAddress
@@ -34,7 +35,7 @@ export interface Config {
   monitorIntervalMs: number
   /** -r: stop by itself after this long (0 = run until signalled). */
   runtimeMs: number
-  /** Keep retrying a port in use for this long (HAProxy restarting its agent on reload). */
+  /** --listen-retry: keep trying an address in use for this long (0 = fail at once). */
   listenRetryMs: number
   /** Unix socket permissions and owner (--unix-mode, --unix-owner). */
   socketMode: number | null
@@ -60,7 +61,7 @@ export const DEFAULT_CONFIG: Config = {
   processingDelayMs: 0,
   monitorIntervalMs: 5000,
   runtimeMs: 0,
-  listenRetryMs: 10_000,
+  listenRetryMs: 0,
   socketMode: null,
   socketOwner: null,
   metricsAddress: null,
@@ -94,4 +95,9 @@ function validateMetricsConfig(c: Config): void {
     throw new ConfigError('metrics-address', `unix:${m.path} is the SPOP listener's socket; pick another path`)
   }
   if (!(c.readyExportFailureThresholdMs >= 0)) throw new ConfigError('ready-export-failure-threshold', 'expected a time of 0 or more')
+}
+
+/** The configuration as it may be shown (debug log, --check): endpoint credentials and header values masked. */
+export function printableConfig(c: Config): Config {
+  return { ...c, export: { ...c.export, endpoint: redactUrl(c.export.endpoint), headers: redactHeaders(c.export.headers) } }
 }

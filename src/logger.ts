@@ -3,12 +3,15 @@
 // exporter prints traces on stdout) or to a file opened in the
 // C agent's modes (-l [MODE:]FILE: a = append, w = truncate; a capital
 // letter = line-buffered, i.e. written synchronously). reopen() serves
-// SIGHUP and logrotate.
+// SIGHUP and logrotate. A missing directory is not created: a mistyped path
+// is reported, not silently made (the packaging creates /var/log/spoa-tracer).
 
 import { closeSync, openSync } from 'node:fs'
 import { pino, type DestinationStream, type Level, type Logger } from 'pino'
 import pretty from 'pino-pretty'
 import { ConfigError } from './util/config-error.js'
+import { describeFsError } from './util/file-check.js'
+import { LogLimiter } from './util/log-limiter.js'
 
 export type LogFormat = 'json' | 'pretty'
 
@@ -29,12 +32,15 @@ export interface LogFile {
   lineBuffered: boolean
 }
 
-/** Parses -l/--logfile "[MODE:]FILE". */
+const LOGFILE_USAGE = 'expected [MODE:]FILE with MODE a, w, A or W'
+
+/** Parses -l/--logfile "[MODE:]FILE". One character and a colon is a MODE: "x:/path" is refused, not taken for a file named "x:/path". */
 export function parseLogFile(spec: string): LogFile {
-  const m = /^([aAwW]):(.+)$/.exec(spec)
+  const m = /^([^/.]):(.*)$/s.exec(spec)
+  if (m && !/^[aAwW]$/.test(m[1]!)) throw new ConfigError('--logfile', `unknown MODE "${m[1]}" in "${spec}"; ${LOGFILE_USAGE}`)
   const mode = m ? m[1]! : 'a'
   const path = m ? m[2]! : spec
-  if (path === '') throw new ConfigError('logfile', 'expected [MODE:]FILE with MODE a, w, A or W')
+  if (path === '') throw new ConfigError('--logfile', LOGFILE_USAGE)
   return { path, mode: mode.toLowerCase() as 'a' | 'w', lineBuffered: mode === mode.toUpperCase() }
 }
 
@@ -47,7 +53,7 @@ export function parseLogLevel(v: string | number): Level | 'silent' {
     const n = Number(s)
     return n === 0 ? 'info' : n === 1 ? 'debug' : 'trace'
   }
-  throw new ConfigError('debug', `expected a level (${names.join(', ')}) or 0, 1, 2; got "${v}"`)
+  throw new ConfigError('--debug', `expected a level (${names.join(', ')}) or 0, 1, 2; got "${v}"`)
 }
 
 export interface LogHandle {
@@ -60,12 +66,32 @@ export interface LogHandle {
   flushSync(): void
 }
 
+/**
+ * Throws a ConfigError (one line: the file and why) when the log file cannot
+ * be opened: checked synchronously here, where pino would fail later and
+ * asynchronously.
+ */
 export function createLogger(o: LogOptions): LogHandle {
-  let dest: DestinationStream & { reopen?: () => void; flushSync?: () => void; flush?: (cb: (err?: Error) => void) => void }
+  let dest: DestinationStream & {
+    reopen?: () => void
+    flushSync?: () => void
+    flush?: (cb: (err?: Error) => void) => void
+    on?: (event: 'error', cb: (err: Error) => void) => void
+  }
   if (o.file) {
-    // 'w' truncates once, at start; every reopen appends to the (new) file.
-    if (o.file.mode === 'w') closeSync(openSync(o.file.path, 'w'))
-    dest = pino.destination({ dest: o.file.path, sync: o.file.lineBuffered, append: true, mkdir: true })
+    const { path } = o.file
+    try {
+      // 'w' truncates once, at start; every reopen appends to the (new) file.
+      closeSync(openSync(path, o.file.mode))
+    } catch (err) {
+      throw new ConfigError('--logfile', `cannot open ${path}: ${describeFsError(err, path)}`)
+    }
+    dest = pino.destination({ dest: path, sync: o.file.lineBuffered, append: true, mkdir: false })
+    // Later trouble (a reopen after the directory went away, a full disk) is said on stderr, never a crash.
+    const limiter = new LogLimiter()
+    dest.on?.('error', (err) => {
+      if (limiter.allow('log-write') >= 0) process.stderr.write(`spoa-tracer: --logfile: cannot write ${path}: ${describeFsError(err, path)}\n`)
+    })
   } else {
     dest = pino.destination({ dest: o.stream === 'stderr' ? 2 : 1, sync: true })
   }

@@ -10,6 +10,7 @@ import { ExportPool } from './export/pool.js'
 import { SpanQueue } from './export/span-queue.js'
 import { ExportStats } from './export/stats.js'
 import { MetricsServer } from './metrics/server.js'
+import { listenProblem } from './preflight.js'
 import { type Clock, SystemClock } from './tracing/clock.js'
 import { TraceStore } from './tracing/trace-store.js'
 import { createTracingHandler, type TracingHandler } from './tracing/tracing-handler.js'
@@ -55,10 +56,12 @@ export async function startDaemon(
   config: Config,
   logger: Logger,
   /**
-   * For tests: a manual clock; a longer batch delay (to see NOTIFYs waiting).
-   * agentRestarts: restarts of this agent by its supervisor so far, for /metrics.
+   * signal: a stop requested while the listener waits for its address
+   * (--listen-retry) rejects with an AbortError. agentRestarts: restarts of
+   * this agent by its supervisor so far, for /metrics. For tests: a manual
+   * clock; a longer batch delay (to see NOTIFYs waiting).
    */
-  opts: { clock?: Clock; traceBatchDelayMs?: number; agentRestarts?: number } = {},
+  opts: { clock?: Clock; traceBatchDelayMs?: number; agentRestarts?: number; signal?: AbortSignal } = {},
 ): Promise<Daemon> {
   const clock = opts.clock ?? new SystemClock()
   const exportStats = new ExportStats()
@@ -117,8 +120,9 @@ export async function startDaemon(
   let address: ListenAddress
   try {
     // The endpoint first: a probe gets 503 rather than a refused connection until the listener is up.
-    if (config.metricsAddress !== null) {
-      metrics = await MetricsServer.start(config.metricsAddress, {
+    const metricsAddress = config.metricsAddress
+    if (metricsAddress !== null) {
+      metrics = await MetricsServer.start(metricsAddress, {
         source: {
           agent,
           store,
@@ -130,9 +134,15 @@ export async function startDaemon(
           shuttingDown: () => shuttingDown,
         },
         logger: logger.child({ component: 'metrics' }),
+      }).catch((err: unknown) => {
+        throw listenProblem(metricsAddress, err, { host: '--metrics-address' })
       })
     }
-    ;[address] = await Promise.all([agent.listen(), poolReady])
+    const listening = agent.listen(opts.signal).catch((err: unknown) => {
+      if ((err as Error).name === 'AbortError') throw err
+      throw listenProblem(config.listen, err, { host: '--address', port: '--port', retry: true })
+    })
+    ;[address] = await Promise.all([listening, poolReady])
   } catch (err) {
     await metrics?.close()
     agent.destroy()

@@ -115,7 +115,7 @@ t.test('bad values: one message naming the option and the accepted values', asyn
     [['-m', '100'], /^--max-frame-size: expected an integer from 256 to/],
     [['-n', '0'], /^--num-workers: expected an integer from 1 to 64/],
     [['-r', 'later'], /^--runtime: expected a time: a number with an optional unit us, ms, s, m, h or d/],
-    [['-d', 'loud'], /^debug: expected a level \(fatal, error, warn, info, debug, trace, silent\) or 0, 1, 2/],
+    [['-d', 'loud'], /^--debug: expected a level \(fatal, error, warn, info, debug, trace, silent\) or 0, 1, 2/],
     [['--exporter', 'jaeger'], /^--exporter: expected one of otlp, console, file, none/],
     [['--protocol', 'grpc'], /^--protocol: expected one of http\/protobuf, http\/json/],
     [['--endpoint', 'collector:4318'], /^--endpoint: expected http:\/\/ or https:\/\//],
@@ -198,4 +198,54 @@ t.test('--exporter console: logs go to stderr (the traces have stdout), unless a
   const file = await parse(['--exporter', 'console', '-l', '/tmp/x.log'])
   t.same([file.log.stream, file.log.file?.path], [undefined, '/tmp/x.log'])
   t.equal((await parse(['--exporter', 'otlp'])).log.stream, undefined, 'other exporters: stdout')
+})
+
+t.test('every problem of a run at once, one line each', async (t) => {
+  const err = await parse(['--port', 'x', '--headers', 'a', '-n', '0', '-l', 'x:/tmp/a.log'], { OTEL_BSP_MAX_QUEUE_SIZE: 'lots' }).catch((e: unknown) => e)
+  t.equal((err as Error).name, 'ConfigError')
+  t.same(
+    (err as { problems: Array<{ message: string }> }).problems.map((p) => p.message),
+    [
+      'OTEL_BSP_MAX_QUEUE_SIZE: expected an integer >= 1, got "lots"',
+      '--port: expected an integer from 0 to 65535, got "x"',
+      '--headers: expected key=value pairs separated by commas, got entry 1',
+      '--num-workers: expected an integer from 1 to 64, got "0"',
+      '--logfile: unknown MODE "x" in "x:/tmp/a.log"; expected [MODE:]FILE with MODE a, w, A or W',
+    ],
+  )
+  t.equal((err as Error).message.split('\n').length, 5, 'the message: one line per problem')
+})
+
+t.test('-l MODE: a, w, A, W; anything else of one character is refused, never taken for a file name', async (t) => {
+  t.same((await parse(['-l', 'w:/tmp/x.log'])).log.file, { path: '/tmp/x.log', mode: 'w', lineBuffered: false })
+  t.same((await parse(['-l', './x:y.log'])).log.file, { path: './x:y.log', mode: 'a', lineBuffered: false }, 'a path that merely has a colon')
+  await t.rejects(parse(['-l', 'x:/path']), { message: '--logfile: unknown MODE "x" in "x:/path"; expected [MODE:]FILE with MODE a, w, A or W' })
+  await t.rejects(parse(['-l', 'a:']), { message: '--logfile: expected [MODE:]FILE with MODE a, w, A or W' })
+})
+
+t.test('--check and --listen-retry', async (t) => {
+  const r = await parse(['--check', '--listen-retry', '5s'])
+  t.equal(r.action, 'check')
+  t.equal(r.config.listenRetryMs, 5000)
+  t.equal((await parse([])).config.listenRetryMs, 0, 'no retry unless asked')
+  t.equal((await parse(['-C', 'a.yml'], {}, { 'a.yml': 'listen-retry: 2s\n' })).config.listenRetryMs, 2000, 'a config-file key')
+  await t.rejects(parse(['-C', 'a.yml'], {}, { 'a.yml': 'check: true\n' }), { message: /unknown key "check"/ }, 'a process option, not a file key')
+})
+
+t.test('export headers: valid HTTP, and never echoed in an error', async (t) => {
+  t.same((await parse(['--headers', 'authorization=Bearer%20abc,x-scope=t1'])).config.export.headers, { authorization: 'Bearer abc', 'x-scope': 't1' })
+  await t.rejects(parse(['--headers', 'authorization: Bearer s3cret']), { message: '--headers: expected key=value pairs separated by commas, got entry 1' })
+  await t.rejects(parse(['--headers', 'authorization=Bearer%zzs3cret']), { message: '--headers: bad percent-encoding in entry 1' })
+  await t.rejects(parse([], { OTEL_EXPORTER_OTLP_HEADERS: 'a=1,token s3cret' }), { message: 'OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs separated by commas, got entry 2' })
+  await t.rejects(parse(['--headers', 'bad name=1']), { message: '--headers: "bad name" is not a valid HTTP header name' })
+  await t.rejects(parse(['--headers', 'x=a%0Db']), { message: '--headers: the value of header "x" has characters HTTP does not allow' })
+  await t.rejects(parse(['--resource-attributes', 'team']), { message: '--resource-attributes: expected key=value pairs separated by commas, got "team"' }, 'not a secret: shown')
+})
+
+t.test('endpoint: credentials never echoed; /v1/traces goes on the path, before a query', async (t) => {
+  await t.rejects(parse(['--endpoint', 'ftp://u:s3cret@c']), { message: '--endpoint: expected http:// or https://, got "ftp://***@c/"' })
+  await t.rejects(parse(['--endpoint', 'http://u:s3cret@']), { message: '--endpoint: not a URL: "http://***@"' })
+  await t.rejects(parse([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://u:s3cret@c' }), { message: /^OTEL_EXPORTER_OTLP_ENDPOINT: expected http:\/\/ or https:\/\/, got "ftp:\/\/\*\*\*@c\/v1\/traces"$/ })
+  t.equal((await parse(['--endpoint', 'https://c:4318?api_key=k'])).config.export.endpoint, 'https://c:4318/v1/traces?api_key=k')
+  t.equal((await parse(['--endpoint', 'http://u:p@c:4318/'])).config.export.endpoint, 'http://u:p@c:4318/v1/traces')
 })

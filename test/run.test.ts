@@ -2,55 +2,16 @@
 // help, version, a bad option, -r, -D -F, SIGTERM flush, SIGHUP reopen, a
 // second signal. Every child is stopped by PID; every wait is bounded.
 
-import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { nineSpanFlow } from '../bench/flows/nine-span.js'
+import { run, tmp, within } from './helpers/agent-process.js'
 import { FakeHaproxy } from './helpers/fake-haproxy.js'
 import { freePort, waitForPort } from './helpers/haproxy.js'
 import { startOtlpReceiver } from './helpers/otlp-receiver.js'
 import { eventually } from './helpers/wait.js'
 import { alive } from './helpers/process.js'
-
-const BIN = join(process.cwd(), 'bin', 'spoa-tracer')
-
-interface Proc {
-  child: ChildProcess
-  out: () => string
-  err: () => string
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-}
-
-function run(t: Test, args: string[], env: Record<string, string> = {}): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  let err = ''
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  )
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  return { child, out: () => out, err: () => err, exit }
-}
-
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const r = await Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms)))])
-  clearTimeout(timer)
-  return r
-}
-
-const tmp = (t: Test): string => {
-  const d = mkdtempSync(join(tmpdir(), 'spoa-run-'))
-  t.teardown(() => rmSync(d, { recursive: true, force: true }))
-  return d
-}
-
 
 t.test('--help, -V, and a bad option', async (t) => {
   const help = run(t, ['--help'])
@@ -80,14 +41,14 @@ t.test('-r 1s: runs, then stops by itself with status 0; -F without -D', async (
   t.match(p.out(), /"reason":"runtime elapsed"/)
 })
 
-t.test('a listener that cannot start: status 1 and why', async (t) => {
+t.test('a listener that cannot start: status 2 and why, in one line', async (t) => {
   const dir = tmp(t)
   const notASocket = join(dir, 'file')
   writeFileSync(notASocket, 'x')
   const p = run(t, ['-a', `unix:${notASocket}`, '--exporter', 'none'])
-  t.same(await within(p.exit, 15_000, 'failed start'), { code: 1, signal: null })
-  t.match(p.out(), /cannot start/)
-  t.match(p.out(), /is not a socket/)
+  t.same(await within(p.exit, 15_000, 'failed start'), { code: 2, signal: null })
+  t.equal(p.err(), `spoa-tracer: --address: cannot listen on unix:${notASocket}: ${notASocket} exists and is not a socket\n`)
+  t.equal(p.out(), '', 'nothing started, nothing logged')
 })
 
 t.test('-D -F: detached, pidfile written once listening, removed on SIGTERM', async (t) => {

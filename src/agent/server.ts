@@ -5,6 +5,7 @@
 
 import { chmodSync, chownSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Capability } from '../spop/index.js'
 import { LogLimiter } from '../util/log-limiter.js'
@@ -32,15 +33,17 @@ export interface AgentServerOptions {
   /** Interval of the rate limit on log lines about bad input. */
   logIntervalMs?: number
   /**
-   * Keep retrying a TCP port that is in use for this long (0 = fail at once).
-   * When HAProxy restarts its agent on reload, the old agent may still hold
-   * the port for a moment while it stops.
+   * Keep retrying an address that is in use for this long (0 = fail at once):
+   * a previous agent may still hold the port for a moment while it stops.
    */
   listenRetryMs?: number
   /** Unix socket only: permissions (e.g. 0o660) and owner set right after listen. */
   socketMode?: number
   socketOwner?: { uid: number; gid: number }
 }
+
+/** How often a listen on an address in use is tried again (--listen-retry). */
+const LISTEN_RETRY_EVERY_MS = 200
 
 export const DEFAULT_TIMEOUTS: ConnectionTimeouts = {
   helloMs: 10_000,
@@ -65,7 +68,10 @@ export class AgentServer {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...opts.timeouts }
     this.limiter = new LogLimiter(opts.logIntervalMs)
     this.server = createServer({ noDelay: true }, this.onConnection)
-    this.server.on('error', (err) => opts.logger.error({ err }, 'listener error'))
+    // Errors while listening; those of listen() itself are its caller's to report.
+    this.server.on('error', (err) => {
+      if (this.server.listening) opts.logger.error({ error: err.message }, 'listener error')
+    })
   }
 
   /** Open connections. */
@@ -77,11 +83,18 @@ export class AgentServer {
     return this.server.listening
   }
 
-  /** Starts listening; resolves with the bound address (a port of 0 picks a free one). */
-  async listen(): Promise<ListenAddress> {
+  /**
+   * Starts listening; resolves with the bound address (a port of 0 picks a
+   * free one). An address in use is tried again until listenRetryMs has
+   * passed; `signal` ends the wait (a stop requested meanwhile) by rejecting
+   * with an AbortError.
+   */
+  async listen(signal?: AbortSignal): Promise<ListenAddress> {
     const { listen } = this.opts
-    const deadline = Date.now() + (this.opts.listenRetryMs ?? 0)
+    const retryMs = this.opts.listenRetryMs ?? 0
+    const deadline = Date.now() + retryMs
     for (let attempt = 1; ; attempt++) {
+      signal?.throwIfAborted()
       try {
         if ('path' in listen) await removeStaleSocket(listen.path)
         await this.listenOnce()
@@ -89,8 +102,8 @@ export class AgentServer {
       } catch (err) {
         const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
         if (!inUse || Date.now() >= deadline) throw err
-        if (attempt === 1) this.opts.logger.warn({ listen }, 'address in use; retrying')
-        await new Promise((r) => setTimeout(r, 100))
+        if (attempt === 1) this.opts.logger.warn({ listen, retryForMs: retryMs }, 'address in use; trying again until it is free (--listen-retry)')
+        await sleep(LISTEN_RETRY_EVERY_MS, undefined, signal ? { signal } : {})
       }
     }
     if ('path' in listen) {
@@ -109,14 +122,19 @@ export class AgentServer {
   private listenOnce(): Promise<void> {
     const { listen, backlog } = this.opts
     return new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(err)
-      this.server.once('error', onError)
-      const done = (): void => {
+      // Both listeners go whichever way it ends: a retried listen adds none.
+      const onError = (err: Error): void => {
+        this.server.off('listening', onListening)
+        reject(err)
+      }
+      const onListening = (): void => {
         this.server.off('error', onError)
         resolve()
       }
-      if ('path' in listen) this.server.listen({ path: listen.path, backlog }, done)
-      else this.server.listen({ host: listen.host, port: listen.port, backlog }, done)
+      this.server.once('error', onError)
+      this.server.once('listening', onListening)
+      if ('path' in listen) this.server.listen({ path: listen.path, backlog })
+      else this.server.listen({ host: listen.host, port: listen.port, backlog })
     })
   }
 

@@ -2,7 +2,9 @@
 // environment variables map onto it. Pure: (env) -> ExportConfig, so the CLI
 // can apply its own precedence (flags > OTEL_* > config file > defaults).
 
+import { validateHeaderName, validateHeaderValue } from 'node:http'
 import { ConfigError } from '../util/config-error.js'
+import { redactUrl } from '../util/redact.js'
 
 export const EXPORTERS = ['otlp', 'console', 'file', 'none'] as const
 export type ExporterKind = (typeof EXPORTERS)[number]
@@ -73,31 +75,66 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[]):
   return v as T
 }
 
-/** "k1=v1,k2=v2" with percent-encoded values (OTEL_EXPORTER_OTLP_HEADERS, OTEL_RESOURCE_ATTRIBUTES). */
-export function parseKeyValueList(name: string, raw: string): Record<string, string> {
+/**
+ * "k1=v1,k2=v2" with percent-encoded values (OTEL_EXPORTER_OTLP_HEADERS,
+ * OTEL_RESOURCE_ATTRIBUTES). `secret`: the values are credentials, so an
+ * error names the entry, never its text.
+ */
+export function parseKeyValueList(name: string, raw: string, secret = false): Record<string, string> {
   const out: Record<string, string> = {}
-  for (const part of raw.split(',')) {
+  const parts = raw.split(',')
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!
     if (part.trim() === '') continue
+    const shown = secret ? `entry ${i + 1}` : `"${part.trim()}"`
     const eq = part.indexOf('=')
-    if (eq <= 0) throw new ConfigError(name, `expected key=value pairs separated by commas, got "${part.trim()}"`)
+    if (eq <= 0) throw new ConfigError(name, `expected key=value pairs separated by commas, got ${shown}`)
     try {
       out[decodeURIComponent(part.slice(0, eq).trim())] = decodeURIComponent(part.slice(eq + 1).trim())
     } catch {
-      throw new ConfigError(name, `bad percent-encoding in "${part.trim()}"`)
+      throw new ConfigError(name, `bad percent-encoding in ${shown}`)
     }
   }
   return out
 }
 
-function checkUrl(name: string, url: string): string {
+/** Export headers: names must be HTTP tokens and values legal header text, or every export would fail. */
+export function checkHeaders(name: string, headers: Record<string, string>): Record<string, string> {
+  for (const [k, v] of Object.entries(headers)) {
+    try {
+      validateHeaderName(k)
+    } catch {
+      throw new ConfigError(name, `"${k}" is not a valid HTTP header name`)
+    }
+    try {
+      validateHeaderValue(k, v)
+    } catch {
+      throw new ConfigError(name, `the value of header "${k}" has characters HTTP does not allow`)
+    }
+  }
+  return headers
+}
+
+/** An OTLP/HTTP URL: http or https. Error messages never show its credentials. */
+export function checkUrl(name: string, url: string): string {
   let u: URL
   try {
     u = new URL(url)
   } catch {
-    throw new ConfigError(name, `not a URL: "${url}"`)
+    throw new ConfigError(name, `not a URL: "${redactUrl(url)}"`)
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(name, `expected http:// or https://, got "${url}"`)
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(name, `expected http:// or https://, got "${redactUrl(url)}"`)
   return url
+}
+
+/** --endpoint as the traces URL: like OTEL_EXPORTER_OTLP_ENDPOINT, unless it already names /v1/traces. */
+export function endpointToTracesUrl(name: string, base: string): string {
+  const s = checkUrl(name, base.trim())
+  const u = new URL(s)
+  if (/\/v1\/traces\/?$/.test(u.pathname)) return s
+  // On the path, before any query string (?api_key=...).
+  u.pathname = `${u.pathname.replace(/\/+$/, '')}/v1/traces`
+  return u.toString()
 }
 
 /** The traces URL per the OTLP exporter spec: signal endpoint as is, base endpoint + /v1/traces. */
@@ -130,7 +167,7 @@ export function exportConfigFromEnv(env: Env, base: ExportConfig = DEFAULT_EXPOR
   c.endpoint = tracesEndpoint(env) ?? c.endpoint
   for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']) {
     const raw = env[name]
-    if (present(raw)) Object.assign(c.headers, parseKeyValueList(name, raw))
+    if (present(raw)) Object.assign(c.headers, checkHeaders(name, parseKeyValueList(name, raw, true)))
   }
   // OTEL_BSP_EXPORT_TIMEOUT bounds one export; with the exporter's own timeout set, that one wins.
   c.timeoutMs =

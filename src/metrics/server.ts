@@ -49,7 +49,10 @@ export class MetricsServer {
     this.server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS
     this.server.maxConnections = MAX_CONNECTIONS
     this.server.on('connection', (socket: Socket) => socket.unref())
-    this.server.on('error', (err) => this.logger.error({ err }, 'metrics endpoint error'))
+    // Errors while serving; a failed listen is start()'s to report.
+    this.server.on('error', (err) => {
+      if (this.server.listening) this.logger.error({ error: err.message }, 'metrics endpoint error')
+    })
   }
 
   /** Listens on `listen` (a port of 0 picks a free one); rejects with the address in the message. */
