@@ -66,6 +66,18 @@ t.test('collector failing (503) then back: the batch waits and is sent again, no
   t.same(new Set(receiver.spans.map((s) => s.traceId)), new Set([traceId(1), traceId(2)]))
 })
 
+t.test('http/json: a failed batch comes back as its request body and is sent again as it was', async (t) => {
+  const receiver = await startOtlpReceiver({ response: { status: 503, retryAfterSeconds: 1 } })
+  t.teardown(() => receiver.close())
+  const { stats, queue } = await pipeline(t, { endpoint: receiver.tracesUrl, protocol: 'http/json', timeoutMs: 300, maxBatchSize: 4 })
+  queue.push(tree(traceId(6)))
+  t.ok(await eventually(() => stats.batchesFailed > 0 && stats.queueDepth === 4, 5000), 'failed, and held for a retry')
+  receiver.setResponse()
+  t.ok(await eventually(() => stats.spansExported === 4, 10_000), 'delivered by the retry')
+  t.same(receiver.requests.map((r) => [r.status, r.contentType]), [[503, 'application/json'], [200, 'application/json']], 'the same JSON request, sent twice')
+  t.same(receiver.spans.map((s) => s.traceId), Array(4).fill(traceId(6)))
+})
+
 t.test('collector unreachable: failures counted, the batch kept for a retry, no crash', async (t) => {
   const port = await freePort()
   const { stats, queue, logs } = await pipeline(t, { endpoint: `http://127.0.0.1:${port}/v1/traces`, timeoutMs: 300, maxBatchSize: 4 })
