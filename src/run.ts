@@ -41,7 +41,7 @@ export async function main(argv: string[]): Promise<void> {
     if (err.problems.some((p) => p.option === '')) process.stderr.write("Try 'spoa-tracer --help' for the options and the values they accept.\n")
     process.exit(2)
   }
-  if (cli.action === 'help' || cli.action === 'version') {
+  if (cli.action === 'help' || cli.action === 'version' || cli.action === 'print-share-dir') {
     process.stdout.write(`${cli.text}\n`)
     return
   }
