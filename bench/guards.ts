@@ -18,13 +18,24 @@ export function splitMode(mode: string): { base: string; guards: boolean } {
   return mode.endsWith(UNGUARDED) ? { base: mode.slice(0, -UNGUARDED.length), guards: false } : { base: mode, guards: true }
 }
 
-/** A copy of `src` in `dir` without the guard conditions; how many it removed. */
+/**
+ * A copy of `src` in `dir` without the guard conditions; how many it removed.
+ * A guard that was a rule's only condition takes its `if` along: HAProxy
+ * reads a bare trailing `if` as a condition that never holds.
+ */
 export function writeUnguarded(src: string, dir: string): { path: string; removed: number } {
+  let removed = 0
   const text = readFileSync(src, 'utf8')
-  const parts = text.split(GUARD_CONDITION)
+    .split('\n')
+    .map((line) => {
+      if (!line.includes(GUARD_CONDITION)) return line
+      removed += line.split(GUARD_CONDITION).length - 1
+      return line.replaceAll(GUARD_CONDITION, '').replace(/\s+if\s*$/, '')
+    })
+    .join('\n')
   const path = join(dir, `unguarded-${basename(src)}`)
-  writeFileSync(path, parts.join(''))
-  return { path, removed: parts.length - 1 }
+  writeFileSync(path, text)
+  return { path, removed }
 }
 
 /** The directives of `backend spoa-tracer`, comments and blank lines left out. */

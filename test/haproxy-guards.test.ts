@@ -60,6 +60,7 @@ t.test("the benchmark's configurations, with and without the guards, are valid H
     const removed = spoe.removed + (m.profile === 'compact' ? proxy.removed : 0)
     t.ok(removed > 0, `${m.spoe}: ${removed} guard(s) taken off`)
     t.same(directives(read(spoe.path), /srv_is_up/), [], 'none left')
+    t.same(directives(read(spoe.path), /\b(if|unless)\s*$/), [], 'no rule left with a bare if: its events are sent unconditionally')
     t.doesNotThrow(() => check(m.profile === 'compact' ? proxy.path : 'haproxy/bench/proxy.cfg', { ...env, SPOE_CONF: spoe.path, BENCH_GUARDS: '0' }), `${m.spoe}: unguarded`)
   }
 })
