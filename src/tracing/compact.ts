@@ -1,6 +1,8 @@
-// The compact profile: one message per request, sent by HAProxy from its
-// http-response rules (send-spoe-group), carrying everything needed to build
-// the request's span tree at once. HAProxy generated (or continued) the
+// The compact profile: one record per traced request, carrying everything
+// needed to build the request's span tree at once. Two intakes bring it, one
+// format (COMPACT_FIELDS, docs/COMPACT-RECORD.md): a SPOE message sent by
+// HAProxy from its http-response rules (send-spoe-group), or a log record
+// (src/intake/log/); both end in applyCompactRecord(). HAProxy generated (or continued) the
 // trace context itself at request time and already gave it to the server,
 // so no agent round trip delays the request and the agent keeps no state:
 // any number of agents behind one SPOE backend can share the load.
@@ -28,11 +30,13 @@
 // Status and error.type: http-status.ts.
 
 import { DataType, type NamedValue } from '../spop/index.js'
+import { bump } from '../util/counters.js'
 import { httpErrorType } from './http-status.js'
 import type { IdGenerator } from './ids.js'
 import { parseTraceparent } from './propagation.js'
-import { type Attributes, type FinishedSpan, type SpanKindName, StatusCode } from './types.js'
-import { valuesToAttribute, valueToString } from './values.js'
+import type { TraceStore } from './trace-store.js'
+import { type Attributes, type AttrValue, type FinishedSpan, type SpanKindName, StatusCode } from './types.js'
+import { valueToAttribute, valueToString } from './values.js'
 
 export interface CompactFields {
   traceparent: string
@@ -56,20 +60,64 @@ export interface CompactFields {
   clientPort: number
   serverAddr: string
   serverPort: number
-  tags: Array<[string, NamedValue[]]>
+  /** Attributes added by the configuration (tag=<key> <value>...; tag.<key>="..." in a log record). */
+  tags: Array<[string, Array<AttrValue | null>]>
 }
 
-function num(v: NamedValue): number {
-  if (typeof v.value === 'number') return v.value
-  if (typeof v.value === 'string' && /^-?\d+$/.test(v.value.trim())) return Number(v.value.trim())
+/** A field's value as either intake hands it over: a typed SPOE sample, or the text of a log record. */
+export type FieldValue = string | number | boolean | null
+
+function int(v: FieldValue): number {
+  if (typeof v === 'number') return v
+  if (typeof v === 'string' && /^-?\d+$/.test(v.trim())) return Number(v.trim())
   return Number.NaN
 }
 
-const text = (v: NamedValue): string => (v.type === DataType.NULL ? '' : valueToString(v))
+function str(v: FieldValue): string {
+  if (v === null) return ''
+  if (typeof v === 'boolean') return v ? '1' : '0'
+  return typeof v === 'string' ? v : String(v)
+}
 
-/** Reads the arguments of a compact message (after id=). Unknown names are ignored. */
-export function readCompact(args: readonly NamedValue[]): CompactFields {
-  const f: CompactFields = {
+/** ssl_fc: a boolean sample (SPOE) or its log form ("1"/"0"); null when HAProxy could not tell. */
+function bool(v: FieldValue): boolean | null {
+  if (typeof v === 'boolean') return v
+  if (v === '1' || v === 'true') return true
+  if (v === '0' || v === 'false') return false
+  return null
+}
+
+/**
+ * The compact record, version 1 (docs/COMPACT-RECORD.md): one name per
+ * field, the same in the SPOE message (`<name>=<sample>`) and in the log
+ * record (`<name>="<value>"` in its RFC 5424 structured data). Unknown names
+ * are ignored, so that a newer HAProxy configuration can add fields.
+ */
+export const COMPACT_FIELDS: Readonly<Record<string, (f: CompactFields, v: FieldValue) => void>> = {
+  compact: (f, v) => (f.traceparent = str(v)),
+  parent: (f, v) => (f.parent = str(v).toLowerCase()),
+  tracestate: (f, v) => (f.tracestate = str(v)),
+  start: (f, v) => (f.startUs = int(v)),
+  end: (f, v) => (f.endUs = int(v)),
+  timers: (f, v) => (f.timers = str(v)),
+  method: (f, v) => (f.method = str(v)),
+  url: (f, v) => (f.url = str(v)),
+  host: (f, v) => (f.host = str(v)),
+  status: (f, v) => (f.status = int(v) || 0),
+  version: (f, v) => (f.version = str(v)),
+  ua: (f, v) => (f.userAgent = str(v)),
+  tls: (f, v) => (f.tls = bool(v)),
+  frontend: (f, v) => (f.frontend = str(v)),
+  backend: (f, v) => (f.backend = str(v)),
+  server: (f, v) => (f.server = str(v)),
+  client: (f, v) => (f.client = str(v)),
+  client_port: (f, v) => (f.clientPort = int(v) || 0),
+  server_addr: (f, v) => (f.serverAddr = str(v)),
+  server_port: (f, v) => (f.serverPort = int(v) || 0),
+}
+
+export function emptyCompact(): CompactFields {
+  return {
     traceparent: '',
     parent: '',
     tracestate: '',
@@ -92,83 +140,77 @@ export function readCompact(args: readonly NamedValue[]): CompactFields {
     serverPort: 0,
     tags: [],
   }
-  let tag: [string, NamedValue[]] | null = null
+}
+
+/** A SPOE sample as a field value: strings only where a string is kept (start and end are 16-digit integers). */
+function spoeValue(v: NamedValue): FieldValue {
+  switch (v.type) {
+    case DataType.NULL:
+      return null
+    case DataType.BOOL:
+      return v.value
+    case DataType.INT32:
+    case DataType.INT64:
+    case DataType.UINT32:
+    case DataType.UINT64:
+      return typeof v.value === 'number' ? v.value : v.value.toString()
+    default:
+      return valueToString(v)
+  }
+}
+
+/** Reads the arguments of a compact message (after id=). Unknown names are ignored. */
+export function readCompact(args: readonly NamedValue[]): CompactFields {
+  const f = emptyCompact()
+  let tag: [string, Array<AttrValue | null>] | null = null
   for (let i = 1; i < args.length; i++) {
     const a = args[i]!
     if (a.name === '') {
-      if (tag !== null) tag[1].push(a)
+      if (tag !== null) tag[1].push(valueToAttribute(a) ?? null)
       continue
     }
     tag = null
-    // Strings only where a string is kept: start and end are 16-digit integers.
-    switch (a.name) {
-      case 'compact':
-        f.traceparent = text(a)
-        break
-      case 'parent':
-        f.parent = text(a).toLowerCase()
-        break
-      case 'tracestate':
-        f.tracestate = text(a)
-        break
-      case 'start':
-        f.startUs = num(a)
-        break
-      case 'end':
-        f.endUs = num(a)
-        break
-      case 'timers':
-        f.timers = text(a)
-        break
-      case 'method':
-        f.method = text(a)
-        break
-      case 'url':
-        f.url = text(a)
-        break
-      case 'host':
-        f.host = text(a)
-        break
-      case 'status':
-        f.status = num(a) || 0
-        break
-      case 'version':
-        f.version = text(a)
-        break
-      case 'ua':
-        f.userAgent = text(a)
-        break
-      case 'tls':
-        f.tls = a.type === DataType.BOOL ? a.value === true : null
-        break
-      case 'client_port':
-        f.clientPort = num(a) || 0
-        break
-      case 'server_addr':
-        f.serverAddr = text(a)
-        break
-      case 'server_port':
-        f.serverPort = num(a) || 0
-        break
-      case 'frontend':
-        f.frontend = text(a)
-        break
-      case 'backend':
-        f.backend = text(a)
-        break
-      case 'server':
-        f.server = text(a)
-        break
-      case 'client':
-        f.client = text(a)
-        break
-      case 'tag':
-        tag = [text(a), []]
-        f.tags.push(tag)
-        break
+    if (a.name === 'tag') {
+      tag = [a.type === DataType.NULL ? '' : valueToString(a), []]
+      f.tags.push(tag)
+      continue
     }
+    COMPACT_FIELDS[a.name]?.(f, spoeValue(a))
   }
   return f
+}
+
+/** What became of one compact record: its tree went to export, or the reason it did not. */
+export type CompactOutcome = 'traced' | 'bad_context' | 'bad_time' | 'sampled_out'
+
+/**
+ * The one code path of the compact record, whichever intake brought it
+ * (SPOE message or log record): the tree is built, string values longer than
+ * the span limit are cut (counted, as for any span), and the tree goes to
+ * export whole; otherwise the reason is counted.
+ */
+export function applyCompactRecord(store: TraceStore, f: CompactFields, engineId: string | null, uniqueId: string): CompactOutcome {
+  const spans = buildCompact(f, engineId, uniqueId, store.ids)
+  if (typeof spans === 'string') {
+    if (spans === 'sampled_out') store.stats.treesSampledOut++
+    else bump(store.stats.messagesRejected, `compact_${spans}`)
+    return spans
+  }
+  const max = store.spanLimits.maxAttributeLength
+  if (max > 0) {
+    for (const span of spans) {
+      const attrs = span.attributes
+      for (const k in attrs) {
+        const v = attrs[k]
+        if (typeof v === 'string' && v.length > max) {
+          attrs[k] = v.slice(0, max)
+          store.stats.limits.valuesTruncated++
+        }
+      }
+    }
+  }
+  store.pushComplete(spans)
+  return 'traced'
 }
 
 /**
@@ -253,7 +295,7 @@ export function buildCompact(
   if (f.status) serverAttrs['http.response.status_code'] = f.status
   if (f.frontend) serverAttrs['haproxy.frontend'] = f.frontend
   for (const [key, values] of f.tags) {
-    const v = values.length > 0 ? valuesToAttribute(values) : undefined
+    const v = tagValue(values)
     if (v !== undefined && key !== '') serverAttrs[key] = v
   }
   const serverError = httpErrorType('server', f.status)
@@ -280,6 +322,15 @@ export function buildCompact(
     if (response >= 0) make(ids.spanId(), client.spanId, 'server response', 'internal', t, t + response, {}, false)
   }
   return spans
+}
+
+/** One value keeps its type; several join as text, as the 9-span grammar joins them (values.ts). */
+function tagValue(values: ReadonlyArray<AttrValue | null>): AttrValue | undefined {
+  if (values.length === 1) return values[0] ?? undefined
+  if (values.length === 0) return undefined
+  let s = ''
+  for (const v of values) s += v === null ? '' : typeof v === 'boolean' ? (v ? '1' : '0') : String(v)
+  return s
 }
 
 /**

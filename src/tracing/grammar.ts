@@ -28,7 +28,7 @@ import {
 } from '../spop/index.js'
 import { type Carrier, type SpanContext, extract, inject } from './propagation.js'
 import type { Upstream } from './trace-store.js'
-import { buildCompact, readCompact } from './compact.js'
+import { applyCompactRecord, readCompact } from './compact.js'
 import type { OpenSpan, Trace } from './trace.js'
 import { bump } from '../util/counters.js'
 import type { TraceStore } from './trace-store.js'
@@ -145,14 +145,7 @@ export class GrammarInterpreter {
 
   /** The compact profile: the whole tree from this one message, no state kept (compact.ts). */
   private applyCompact(engineId: string | null, uniqueId: string, args: readonly NamedValue[]): void {
-    const store = this.store
-    const spans = buildCompact(readCompact(args), engineId, uniqueId, store.ids)
-    if (typeof spans === 'string') {
-      if (spans === 'sampled_out') store.stats.treesSampledOut++
-      else bump(store.stats.messagesRejected, `compact_${spans}`)
-      return
-    }
-    store.pushComplete(spans)
+    applyCompactRecord(this.store, readCompact(args), engineId, uniqueId)
   }
 
   /**
