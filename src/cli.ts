@@ -13,6 +13,7 @@ import yargs from 'yargs'
 import { type Config, DEFAULT_CONFIG, validateConfig } from './config.js'
 import { checkHeaders, endpointToTracesUrl, EXPORTERS, exportConfigFromEnv, parseKeyValueList, PROTOCOLS } from './export/config.js'
 import { type LogOptions, parseLogFile, parseLogLevel } from './logger.js'
+import { applyLogIntakeOption, LOG_INTAKE_OPTIONS } from './intake/log/config.js'
 import { parseMetricsAddress } from './metrics/address.js'
 import { type Capability, CAPABILITIES } from './spop/index.js'
 import { propagatorsFrom, ratioFrom, samplerFrom, spanLimitsFromEnv, tracingConfigFromEnv } from './tracing/config.js'
@@ -36,6 +37,7 @@ const G_TRACE = 'Tracing:'
 const G_EXPORT = 'Export (OTEL_* variables also apply):'
 const G_PROC = 'Process:'
 const G_METRICS = 'Metrics and health:'
+const G_LOG = 'Log intake (compact profile over HAProxy log records):'
 
 /** Every option; the key is the long name (also the config-file key). */
 export const OPTIONS: Record<string, OptionSpec> = {
@@ -87,6 +89,9 @@ export const OPTIONS: Record<string, OptionSpec> = {
   'shutdown-timeout': { type: 'string', group: G_PROC, describe: 'Deadline of a graceful stop (in-flight frames, open trees, export flush) [default: 10s]' },
   'metrics-address': { type: 'string', group: G_METRICS, describe: 'Serve /metrics (Prometheus), /healthz and /readyz on [host:]port (a bare port is 127.0.0.1:port) or unix:/path [default: off]' },
   'ready-export-failure-threshold': { type: 'string', group: G_METRICS, describe: '/readyz fails once exports have failed without a success for this long [default: 60s]' },
+  ...Object.fromEntries(
+    Object.entries(LOG_INTAKE_OPTIONS).map(([k, d]): [string, OptionSpec] => [k, { type: k === 'log-intake' ? 'array' : 'number', group: G_LOG, describe: d }]),
+  ),
   'ot-tracer-plugin': { alias: 'T', type: 'string', group: G_PROC, process: true, describe: 'Accepted for compatibility; has no meaning here (export is built in)' },
   'libev-backend': { alias: 'B', type: 'string', group: G_PROC, process: true, describe: 'Accepted for compatibility; has no meaning here (Node.js has its own event loop)' },
   check: { type: 'boolean', group: G_PROC, process: true, describe: 'Check the configuration (values, config file, addresses, files, exporter settings) without serving; exit 0 if valid, 2 if not' },
@@ -401,6 +406,7 @@ function applyValues(c: Config, values: Values, label: (key: string) => string):
         c.readyExportFailureThresholdMs = duration(name, v)
         break
       default:
+        if (applyLogIntakeOption(c.logIntake, key, v, name)) break
         if (!OPTIONS[key]?.process) throw new ConfigError(name, 'unknown option')
     }
   }

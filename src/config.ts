@@ -5,6 +5,7 @@
 import type { ConnectionTimeouts, ListenAddress } from './agent/index.js'
 import { DEFAULT_TIMEOUTS } from './agent/index.js'
 import { type ExportConfig, DEFAULT_EXPORT_CONFIG, validateExportConfig } from './export/config.js'
+import { DEFAULT_LOG_INTAKE_CONFIG, type LogIntakeConfig } from './intake/log/config.js'
 import type { Capability } from './spop/index.js'
 import { MIN_MAX_FRAME_SIZE } from './spop/index.js'
 import { DEFAULT_TRACING_CONFIG, type TracingConfig } from './tracing/config.js'
@@ -44,6 +45,8 @@ export interface Config {
   metricsAddress: ListenAddress | null
   /** /readyz answers 503 once exports have failed without a success for longer than this. */
   readyExportFailureThresholdMs: number
+  /** --log-intake: HAProxy log records as a second intake of the compact profile (off by default). */
+  logIntake: LogIntakeConfig
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -66,6 +69,7 @@ export const DEFAULT_CONFIG: Config = {
   socketOwner: null,
   metricsAddress: null,
   readyExportFailureThresholdMs: 60_000,
+  logIntake: DEFAULT_LOG_INTAKE_CONFIG,
 }
 
 export function validateConfig(c: Config): Config {

@@ -1,7 +1,8 @@
 // The composition root: builds the export pool, the span queue, the trace
-// store, the tracing handler and the SPOP server from one Config, and stops
-// them in the order that loses nothing: stop accepting and answer in-flight
-// frames, end open trees, flush the queue, let the workers finish exporting.
+// store, the tracing handler, the SPOP server and the log intake (when asked)
+// from one Config, and stops them in the order that loses nothing: stop
+// accepting and answer in-flight frames, end open trees, flush the queue,
+// let the workers finish exporting.
 
 import type { Logger } from 'pino'
 import { AgentServer, type ListenAddress, type NotifyHandler } from './agent/index.js'
@@ -9,8 +10,10 @@ import type { Config } from './config.js'
 import { ExportPool } from './export/pool.js'
 import { SpanQueue } from './export/span-queue.js'
 import { ExportStats } from './export/stats.js'
+import { LogIntake } from './intake/log/index.js'
 import { MetricsServer } from './metrics/server.js'
-import { listenProblem } from './preflight.js'
+import { listenProblem, StartError } from './preflight.js'
+import { ConfigError } from './util/config-error.js'
 import { type Clock, SystemClock } from './tracing/clock.js'
 import { TraceStore } from './tracing/trace-store.js'
 import { createTracingHandler, type TracingHandler } from './tracing/tracing-handler.js'
@@ -46,6 +49,8 @@ export interface Daemon {
   readonly tracing: TracingHandler
   readonly exportStats: ExportStats
   readonly pool: ExportPool | null
+  /** HAProxy's log stream (--log-intake), or null when off. */
+  readonly logIntake: LogIntake | null
   /** Where /metrics, /healthz and /readyz are served (the bound port), or null when off. */
   readonly metricsAddress: ListenAddress | null
   /** Graceful stop within config.shutdownTimeoutMs. Runs once; later calls get the same promise. */
@@ -114,6 +119,17 @@ export async function startDaemon(
     ...(config.socketMode !== null ? { socketMode: config.socketMode } : {}),
     ...(config.socketOwner !== null ? { socketOwner: config.socketOwner } : {}),
   })
+  const logIntake =
+    config.logIntake.addresses.length === 0
+      ? null
+      : new LogIntake({
+          addresses: config.logIntake.addresses,
+          store,
+          logger: logger.child({ component: 'log-intake' }),
+          limits: config.logIntake,
+          socketMode: config.socketMode,
+          socketOwner: config.socketOwner,
+        })
   // Set when close() starts: /readyz answers 503 from then on.
   let shuttingDown = false
   let metrics: MetricsServer | null = null
@@ -131,6 +147,7 @@ export async function startDaemon(
           exporting: pool !== null,
           readyExportFailureThresholdMs: config.readyExportFailureThresholdMs,
           agentRestarts: opts.agentRestarts ?? 0,
+          logIntake,
           shuttingDown: () => shuttingDown,
         },
         logger: logger.child({ component: 'metrics' }),
@@ -143,7 +160,16 @@ export async function startDaemon(
       throw listenProblem(config.listen, err, { host: '--address', port: '--port', retry: true })
     })
     ;[address] = await Promise.all([listening, poolReady])
+    if (logIntake !== null) {
+      await logIntake.listen().catch((err: unknown) => {
+        const e = err as NodeJS.ErrnoException
+        const what = e.message.replace(/^log intake /, '')
+        // In use may clear by itself (status 1); anything else is the configuration's (status 2).
+        throw e.code === 'EADDRINUSE' ? new StartError(`--log-intake: ${what}`) : new ConfigError('--log-intake', what)
+      })
+    }
   } catch (err) {
+    await logIntake?.close()
     await metrics?.close()
     agent.destroy()
     await pool?.shutdown(1000)
@@ -163,7 +189,7 @@ export async function startDaemon(
       const deadline = Date.now() + budget - Math.min(EXIT_RESERVE_MS, budget / 4)
       const left = (): number => Math.max(0, deadline - Date.now())
       const droppedBefore = new Map(exportStats.spansDropped)
-      await agent.close(Math.min(3000, left() / 3))
+      await Promise.all([agent.close(Math.min(3000, left() / 3)), logIntake?.close()])
       clearInterval(reaper)
       tracing.drain() // NOTIFYs already answered are traced before the open trees end
       const ended = store.endAll(clock.nowUs())
@@ -189,7 +215,7 @@ export async function startDaemon(
       )
     })().finally(() => metrics?.close()))
 
-  return { config, address, agent, store, tracing, exportStats, pool, metricsAddress: metrics?.address ?? null, close }
+  return { config, address, agent, store, tracing, exportStats, pool, logIntake, metricsAddress: metrics?.address ?? null, close }
 }
 
 /** Spans dropped since `before`, by reason. */

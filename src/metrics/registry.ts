@@ -25,6 +25,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram as PromHistogram, Regi
 import { Status } from '../spop/index.js'
 import type { Histogram } from '../util/histogram.js'
 import { VERSION } from '../version.js'
+import { REJECT_REASONS as LOG_REJECT_REASONS } from '../intake/log/stats.js'
 import { exportFailingMs, readiness } from './readiness.js'
 import type { MetricsSource } from './source.js'
 
@@ -289,7 +290,33 @@ export function tracerRegistry(s: MetricsSource): Registry {
   gauge(reg, `${P}export_inflight_spans`, 'Spans handed to export workers and not yet acknowledged.', () => e.inFlight)
   gauge(reg, `${P}export_workers_up`, 'Export worker threads ready.', () => e.workersUp)
   counter(reg, `${P}export_worker_restarts_total`, 'Export worker threads restarted after a crash.', () => e.workerRestarts)
+  if (s.logIntake) logIntakeMetrics(reg, P, s.logIntake)
   return reg
+}
+
+/** The log intake (--log-intake): records in, what became of them, and what was lost before they came. */
+function logIntakeMetrics(reg: Registry, P: string, intake: NonNullable<MetricsSource['logIntake']>): void {
+  const l = intake.stats
+  counter(reg, `${P}log_records_received_total`, 'HAProxy log records received (datagrams, or records of a TCP stream).', () => l.records)
+  counter(reg, `${P}log_records_traced_total`, 'Log records whose compact record became a span tree.', () => l.traced)
+  counter(reg, `${P}log_records_untraced_total`, 'Valid log records without a compact record (requests HAProxy did not trace).', () => l.untraced)
+  counter(reg, `${P}log_records_sampled_out_total`, 'Compact log records with the sampled flag off.', () => l.sampledOut)
+  labelledCounter(reg, `${P}log_records_rejected_total`, 'Log records that gave nothing, by reason.', 'reason', () => entries(l.rejected), {
+    seed: LOG_REJECT_REASONS,
+  })
+  labelledCounter(
+    reg,
+    `${P}log_records_dropped_total`,
+    'Log records lost before the agent could read them: by="haproxy" as HAProxy reported (its ring was full), by="kernel" as the kernel counted (the UDP receive buffer was full).',
+    'by',
+    () => [
+      ['haproxy', l.haproxyDropped],
+      ['kernel', intake.kernelDrops()],
+    ],
+    { seed: ['haproxy', 'kernel'] },
+  )
+  gauge(reg, `${P}log_connections_open`, 'TCP log connections open (HAProxy ring forwarders).', () => l.tcpConnectionsOpen)
+  counter(reg, `${P}log_connections_rejected_total`, 'TCP log connections refused at --log-max-connections.', () => l.tcpConnectionsRejected)
 }
 
 let processRegistry: Registry | null = null

@@ -5,6 +5,7 @@
 
 import type { AgentStats } from '../agent/index.js'
 import type { ExportStats } from '../export/stats.js'
+import type { LogIntakeStats } from '../intake/log/stats.js'
 import type { TracingStats } from '../tracing/stats.js'
 
 export interface MetricsSource {
@@ -19,6 +20,8 @@ export interface MetricsSource {
   readonly readyExportFailureThresholdMs: number
   /** Restarts of this agent's process by its supervisor (src/supervisor.ts) before this one; 0 when not supervised. */
   readonly agentRestarts?: number
+  /** The log intake (--log-intake), when on. */
+  readonly logIntake?: { readonly stats: LogIntakeStats; kernelDrops(): number } | null
   /** True from the moment daemon.close() starts. */
   shuttingDown(): boolean
 }

@@ -93,7 +93,8 @@ function bool(v: FieldValue): boolean | null {
  * record (`<name>="<value>"` in its RFC 5424 structured data). Unknown names
  * are ignored, so that a newer HAProxy configuration can add fields.
  */
-export const COMPACT_FIELDS: Readonly<Record<string, (f: CompactFields, v: FieldValue) => void>> = {
+// No prototype: a hostile name (`__proto__`, `constructor`) finds nothing.
+export const COMPACT_FIELDS: Readonly<Record<string, ((f: CompactFields, v: FieldValue) => void) | undefined>> = Object.assign(Object.create(null), {
   compact: (f, v) => (f.traceparent = str(v)),
   parent: (f, v) => (f.parent = str(v).toLowerCase()),
   tracestate: (f, v) => (f.tracestate = str(v)),
@@ -114,7 +115,7 @@ export const COMPACT_FIELDS: Readonly<Record<string, (f: CompactFields, v: Field
   client_port: (f, v) => (f.clientPort = int(v) || 0),
   server_addr: (f, v) => (f.serverAddr = str(v)),
   server_port: (f, v) => (f.serverPort = int(v) || 0),
-}
+} satisfies Record<string, (f: CompactFields, v: FieldValue) => void>)
 
 export function emptyCompact(): CompactFields {
   return {
