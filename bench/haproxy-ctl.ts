@@ -43,8 +43,10 @@ export async function startHaproxy(o: {
   env: Record<string, string>
   port: number
   timeoutMs?: number
+  /** Working directory (HAProxy's OpenTracing filter opens its plugin relative to it). */
+  cwd?: string
 }): Promise<Proc> {
-  const p = spawnTracked({ name: o.name, command: o.bin, args: ['-db', '-f', o.config], env: o.env })
+  const p = spawnTracked({ name: o.name, command: o.bin, args: ['-db', '-f', o.config], env: o.env, ...(o.cwd !== undefined ? { cwd: o.cwd } : {}) })
   try {
     await waitForPort(o.port, o.timeoutMs ?? 10_000, () => !p.hasExited(), o.name)
   } catch (err) {

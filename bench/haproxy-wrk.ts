@@ -20,6 +20,15 @@
 //                       proxy.cfg's copy of the rules is stale);
 //              <mode>-unguarded  a SPOE mode without the fail-fast guards
 //                       (bench/guards.ts), to A/B what they cost;
+//              log      no SPOE: the frontend rules of
+//                       haproxy/haproxy-compact-log.cfg, one RFC 5424 log
+//                       record per traced request to the agent's log intake
+//                       (UDP on 127.0.0.1); log10 the same at 10% sampling;
+//              ot       HAProxy's in-process OpenTracing filter with the 9
+//                       spans of spoe.cfg (haproxy/bench/ot.cfg; HAProxy
+//                       built with USE_OT, the Datadog plugin of
+//                       libdd-opentracing0 exporting to the sink); ot10 at
+//                       10% (the filter's rate-limit);
 //   agent    ours (bench/tracing-agent-process.ts: the real daemon, reporting
 //            CPU per thread, RSS and counters), or any other SPOE agent given
 //            with --agent 'command {port}', under exactly the same traffic;
@@ -44,20 +53,24 @@
 //   - noise: the machine's busy time (/proc/stat, interrupts apart) minus
 //     every process the harness started, itself included;
 //   - after the window, once the agent has drained (bounded), spans received
-//     by the sink per response HAProxy sent (9 for the spoe mode).
+//     by the sink per response HAProxy sent (9 for the spoe and ot modes);
+//   - log modes, the end-to-end count: requests the rules traced (HAProxy's
+//     proc.bench_traced) against trees the agent built from their records,
+//     and what was lost on the way: records the agent rejected, datagrams
+//     the kernel dropped on its socket, HAProxy's DroppedLogs (show info).
 // --ab A,B alternates two modes for --rounds rounds (A B, B A, A B, ...) and
 // prints each mode's medians and their ratio.
 
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { clockTicksPerSec, fmt, guardChildren, JsonLineChild, type MachineCpu, median, readMachineCpu } from './child.js'
 import { bool, type FlagSpec, type FlagValues, num, parseCommand, str, UsageError, usageLines } from './cli-options.js'
 import { checkBackendCopy, splitMode, UNGUARDED, writeUnguarded } from './guards.js'
-import { findHaproxy, getProcVars, haproxyVersion, startHaproxy, waitServerUp, which } from './haproxy-ctl.js'
+import { cli, findHaproxy, getProcVars, haproxyVersion, startHaproxy, waitServerUp, which } from './haproxy-ctl.js'
 import type { SinkUsage } from './otlp-sink.js'
 import { childrenCpuUs, freePort, groupUsage, type Mem, type Proc, procCpuUs, procMem, sleep, spawnTracked, waitForPort } from './proc.js'
 import type { TracingAgentUsage } from './tracing-agent-process.js'
@@ -66,11 +79,11 @@ import { runWrk, type WrkResult } from './wrk.js'
 // ---- targets ---------------------------------------------------------------
 
 /** Share of plain HAProxy's requests/s a SPOE mode must keep (the C agent: about 41% with the 9-span flow). */
-const TARGET_KEEP_PCT: Record<string, number> = { spoe: 45, compact: 90 }
+const TARGET_KEEP_PCT: Record<string, number> = { spoe: 45, compact: 90, log: 75, log10: 93 }
 const TARGET_AGENT_US_PER_REQUEST = 100
 const TARGET_AGENT_RSS_MB = 120
 /** Spans per request of a mode's flow, when known. */
-const SPANS_PER_REQUEST: Record<string, number> = { spoe: 9, propagation: 9 }
+const SPANS_PER_REQUEST: Record<string, number> = { spoe: 9, propagation: 9, ot: 9 }
 /** What the fail-fast guards may cost the healthy path, percent (issue 11). */
 const TARGET_GUARDS_COST_PCT = 1
 
@@ -85,6 +98,10 @@ const SHIPPED_BACKEND_CFG = join(ROOT, 'haproxy/haproxy.cfg')
 const AGENT_SCRIPT = fileURLToPath(new URL('./tracing-agent-process.js', import.meta.url))
 const SINK_SCRIPT = fileURLToPath(new URL('./otlp-sink.js', import.meta.url))
 const THREAD_TAG_SCRIPT = fileURLToPath(new URL('./thread-tag.cjs', import.meta.url))
+const OT_CFG = join(ROOT, 'haproxy/bench/ot.cfg')
+/** Where Debian (libdd-opentracing0) and a source install put the Datadog tracer's OpenTracing plugin. */
+const DD_PLUGIN_DIRS = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib', '/usr/local/lib']
+const DD_PLUGIN = 'libdd_opentracing_plugin.so'
 
 interface ModeDef {
   /** The SPOE file (relative to the root), null for no filter. */
@@ -93,6 +110,12 @@ interface ModeDef {
   profile?: string
   /** The shipped HAProxy configuration whose frontend rules proxy.cfg copies. */
   shipped?: string
+  /** Our agent receives HAProxy's log records instead of SPOE messages. */
+  logIntake?: true
+  /** HAProxy's own OpenTracing filter, no agent. */
+  ot?: true
+  /** HAProxy environment the mode sets unless the caller's environment does (e.g. SPOA_SAMPLE_PERCENT). */
+  env?: Record<string, string>
 }
 
 const MODES: Record<string, ModeDef> = {
@@ -100,10 +123,17 @@ const MODES: Record<string, ModeDef> = {
   spoe: { spoe: 'haproxy/spoe.cfg' },
   propagation: { spoe: 'haproxy/spoe-propagation.cfg', profile: 'propagation' },
   compact: { spoe: 'haproxy/spoe-compact.cfg', profile: 'compact', shipped: 'haproxy/haproxy-compact.cfg' },
+  log: { spoe: null, profile: 'log', shipped: 'haproxy/haproxy-compact-log.cfg', logIntake: true },
+  log10: { spoe: null, profile: 'log', shipped: 'haproxy/haproxy-compact-log.cfg', logIntake: true, env: { SPOA_SAMPLE_PERCENT: '10' } },
+  ot: { spoe: null, profile: 'ot', ot: true, env: { SPOA_SAMPLE_PERCENT: '100' } },
+  ot10: { spoe: null, profile: 'ot', ot: true, env: { SPOA_SAMPLE_PERCENT: '10' } },
 }
 
+/** Whether a mode runs a tracing process (our agent) or exports from HAProxy itself (ot). */
+const traced = (def: ModeDef): boolean => def.spoe !== null || def.logIntake === true || def.ot === true
+
 /** The HAProxy variables proxy.cfg counts in (see there). */
-const COUNTERS = ['bench_resp', 'bench_non2xx', 'bench_spoe_err', 'bench_spoe_tout'] as const
+const COUNTERS = ['bench_resp', 'bench_non2xx', 'bench_spoe_err', 'bench_spoe_tout', 'bench_traced'] as const
 type Counters = Record<(typeof COUNTERS)[number], number>
 
 // ---- options ---------------------------------------------------------------
@@ -194,7 +224,7 @@ function frontendRules(text: string): string[] {
 function checkProfileCopy(mode: string, shipped: string): void {
   const want = frontendRules(readFileSync(join(ROOT, shipped), 'utf8'))
   const proxy = readFileSync(PROXY_CFG, 'utf8')
-  const m = new RegExp(`# ---- BEGIN the frontend rules of ${shipped}[^\n]*\n([\\s\\S]*?)\n\\s*# ---- END`).exec(proxy)
+  const m = new RegExp(`# ---- BEGIN the frontend rules of ${shipped}[^\n]*\n([\\s\\S]*?)\n\\s*# ---- END the frontend rules`).exec(proxy)
   if (m === null) throw new Error(`haproxy/bench/proxy.cfg has no copy of the frontend rules of ${shipped} (mode ${mode})`)
   const have = frontendRules(`frontend copy\n${m[1]!}`)
   const n = Math.max(want.length, have.length)
@@ -231,6 +261,8 @@ function options(v: FlagValues): Options {
   if (agentCommand !== undefined && !agentCommand.includes(slot)) {
     throw new UsageError(`--agent: the command must contain ${slot}, where the harness puts the SPOP ${unix ? 'socket path' : 'port'}`)
   }
+  const own = modes.filter((m) => MODES[splitMode(m).base]!.logIntake || MODES[splitMode(m).base]!.ot)
+  if (agentCommand !== undefined && own.length > 0) throw new UsageError(`--agent: mode ${own[0]} has no SPOE agent to replace`)
   const prof = str(v, 'cpu-prof')
   if (prof !== undefined && agentCommand !== undefined) throw new UsageError('--cpu-prof profiles our agent, not an --agent command')
   const nodeArgs = (str(v, 'node-args') ?? '').split(/\s+/).filter((a) => a !== '')
@@ -338,6 +370,20 @@ export interface WrkRunResult {
   /** Spans the sink received per response HAProxy sent, after the drain (NaN: no agent, or the sink got nothing). */
   spansPerRequest: number
   sinkSpans: number
+  /**
+   * Log modes: requests the rules traced (whole run), trees the agent built
+   * from their records, and where records were lost. Null in other modes.
+   */
+  logIntake: {
+    traced: number
+    trees: number
+    deliveredPct: number
+    records: number
+    untraced: number
+    rejected: Record<string, number>
+    kernelDrops: number
+    haproxyDroppedLogs: number
+  } | null
   /** Our agent only (NaN otherwise): NOTIFY frames per response, and its error counters. */
   notifyPerRequest: number
   agent: {
@@ -452,10 +498,16 @@ async function drain(r: Running, expected: number): Promise<{ ok: boolean; ms: n
   }
 }
 
-/** Starts the sink and the agent; returns the agent's address in HAProxy's syntax. */
-async function startAgent(ctx: Context, r: Running, mode: string, round: number): Promise<string> {
+/**
+ * Starts the sink and the agent; returns the agent's address in HAProxy's
+ * syntax (SPOP), or the HAProxy environment that points at it (log intake)
+ * or at the sink (ot).
+ */
+async function startAgent(ctx: Context, r: Running, mode: string, round: number): Promise<string | Record<string, string>> {
   const o = ctx.o
+  const def = MODES[splitMode(mode).base]!
   r.sink = await JsonLineChild.start({ name: 'the OTLP sink', script: SINK_SCRIPT })
+  if (def.ot) return otEnv(ctx, r.sink.port, `${mode}-${round}`)
   const base = `http://127.0.0.1:${r.sink.port}`
   const traces = `${base}/v1/traces`
   const unix = o.unix ? join(ctx.tmp, `agent-${mode}-${round}.sock`) : null
@@ -481,11 +533,14 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
     return unix !== null ? `unix@${unix}` : `127.0.0.1:${port}`
   }
   const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []
+  // A free TCP port is as good as free for UDP on loopback here: nothing else binds in this range meanwhile.
+  const logPort = def.logIntake ? await freePort() : 0
   r.agent = await JsonLineChild.start({
     name: `the tracing agent (${mode})`,
     script: AGENT_SCRIPT,
     args: [
       ...(unix !== null ? ['--unix', unix] : ['--host', '127.0.0.1', '--port', '0']),
+      ...(def.logIntake ? ['--log-intake', `udp://127.0.0.1:${logPort}`] : []),
       '--exporter', 'otlp',
       '--protocol', o.protocol,
       '--endpoint', traces,
@@ -495,7 +550,42 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
     nodeArgs: [...o.nodeArgs, ...prof, '--require', THREAD_TAG_SCRIPT],
     timeoutMs: 30_000,
   })
+  if (def.logIntake) return { SPOA_LOG_TARGET: `127.0.0.1:${logPort}` }
   return unix !== null ? `unix@${unix}` : `127.0.0.1:${r.agent.port}`
+}
+
+/**
+ * The ot mode's files in the run's directory: a copy of haproxy/bench/ot.cfg
+ * beside a link to the Datadog plugin (the filter opens `plugin` relative to
+ * HAProxy's working directory, which the run sets to this one), and the
+ * plugin's JSON pointing at the sink.
+ */
+function otEnv(ctx: Context, sinkPort: number, tag: string): Record<string, string> {
+  const dir = join(ctx.tmp, `ot-${tag}`)
+  mkdirSync(dir, { recursive: true })
+  copyFileSync(OT_CFG, join(dir, 'ot.cfg'))
+  symlinkSync(ddPlugin()!, join(dir, DD_PLUGIN))
+  const json = join(dir, 'dd.json')
+  writeFileSync(json, JSON.stringify({ service: 'haproxy', agent_host: '127.0.0.1', agent_port: sinkPort }))
+  return { BENCH_OT_CONF: join(dir, 'ot.cfg'), BENCH_OT_TRACER_CONFIG: json }
+}
+
+function ddPlugin(): string | null {
+  const env = process.env.BENCH_OT_PLUGIN
+  if (env) return existsSync(env) ? env : null
+  for (const d of DD_PLUGIN_DIRS) if (existsSync(join(d, DD_PLUGIN))) return join(d, DD_PLUGIN)
+  return null
+}
+
+/** Refuses the ot modes where they cannot run: HAProxy without USE_OT, no tracer plugin. */
+function checkOt(haproxyBin: string, modes: readonly string[]): void {
+  const ot = modes.find((m) => MODES[splitMode(m).base]!.ot)
+  if (ot === undefined) return
+  const vv = execFileSync(haproxyBin, ['-vv'], { encoding: 'utf8', timeout: 10_000 })
+  if (!/\+OT\b/.test(vv)) throw new UsageError(`mode ${ot}: ${haproxyBin} is built without the OpenTracing filter (no +OT in haproxy -vv; Debian's 2.6 has it)`)
+  if (ddPlugin() === null) {
+    throw new UsageError(`mode ${ot}: no ${DD_PLUGIN} (apt-get install libdd-opentracing0, or set BENCH_OT_PLUGIN to the plugin's path)`)
+  }
 }
 
 async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRunResult> {
@@ -514,26 +604,31 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
     const removed = spoeCopy.removed + (def.profile === 'compact' ? proxyCopy.removed : 0)
     if (removed === 0) throw new Error(`mode ${mode}: no fail-fast guard found to take off (${spoeRel}${def.profile === 'compact' ? ', proxy.cfg' : ''})`)
   }
+  const tracer = traced(def)
   const r: Running = { haproxy: null, sock: join(ctx.tmp, `${mode}-${round}.sock`), agent: null, extAgent: null, sink: null }
   const stopWaitMs = o.cpuProfDir ? 60_000 : 15_000
   try {
     const env: Record<string, string> = {}
+    for (const [k, v] of Object.entries(def.env ?? {})) env[k] = process.env[k] ?? v
+    if (def.profile !== undefined) env.BENCH_PROFILE = def.profile
+    if (!spoe && tracer) Object.assign(env, await startAgent(ctx, r, mode, round))
     if (spoe) {
-      const agentAddr = await startAgent(ctx, r, mode, round)
+      const agentAddr = (await startAgent(ctx, r, mode, round)) as string
       env.SPOE_CONF = spoe.path
       env.SPOE_ENGINE = spoe.engine
       // A variable nothing sets, when the SPOE file sets none: errors are then not observable.
       env.SPOE_ERR_VAR = spoe.errVar ?? 'txn.bench.never_set'
       env.AGENT_ADDR = agentAddr
       if (o.spoaTimeout !== undefined) env.SPOA_TIMEOUT_PROCESSING = o.spoaTimeout
-      if (def.profile !== undefined) env.BENCH_PROFILE = def.profile
       env.BENCH_GUARDS = guards ? '1' : '0'
     }
     const port = await freePort()
     env.BENCH_BIND = `127.0.0.1:${port}`
     env.ORIGIN_ADDR = `127.0.0.1:${ctx.originPort}`
     env.STATS_SOCK = r.sock
-    r.haproxy = await startHaproxy({ name: `HAProxy (${mode})`, bin: ctx.haproxyBin, config: proxyCfg, env, port })
+    // ot: the filter opens its plugin relative to the working directory (addons/ot/src/opentracing.c).
+    const cwd = env.BENCH_OT_CONF !== undefined ? dirname(env.BENCH_OT_CONF) : undefined
+    r.haproxy = await startHaproxy({ name: `HAProxy (${mode})`, bin: ctx.haproxyBin, config: proxyCfg, env, port, ...(cwd !== undefined ? { cwd } : {}) })
     if (spoe) await waitServerUp(r.sock, 'spoa-tracer', 'agent', 10_000)
 
     const url = `http://127.0.0.1:${port}/`
@@ -560,9 +655,12 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
     const s1 = await sample(ctx, r)
 
     // Spans of every answered request, once the agent has drained.
-    const expected = (SPANS_PER_REQUEST[base] ?? 0) * s1.counters.bench_resp
-    const dr = spoe ? await drain(r, expected) : null
+    // (ot at another rate than 100%: as many as arrive, until 6 s without a new one.)
+    const perRequest = SPANS_PER_REQUEST[base]
+    const expected = perRequest !== undefined && (env.SPOA_SAMPLE_PERCENT ?? '100') === '100' ? perRequest * s1.counters.bench_resp : def.ot ? Infinity : 0
+    const dr = tracer ? await drain(r, expected) : null
     const totals = await readCounters(r.sock)
+    const droppedLogs = def.logIntake ? Number(/^DroppedLogs: (\d+)/m.exec(await cli(r.sock, 'show info'))?.[1] ?? NaN) : NaN
 
     // HAProxy first (no more events), then the agent (graceful: open trees ended, queue flushed), then the sink.
     await r.haproxy.stop(5000)
@@ -598,6 +696,8 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
     const c = (k: keyof Counters): number => s1.counters[k] - s0.counters[k]
     const da = dr?.agent ?? null
     const sinkSpans = dr?.sink?.spans ?? 0
+    const li = da?.logIntake ?? null
+    const hasAgent = tracer && !def.ot
     return {
       mode,
       round,
@@ -616,20 +716,20 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
       spoeErrorsObservable: spoe === null || spoe.errVar !== null,
       usPerRequest: {
         haproxy: per(haproxyUs),
-        agent: spoe ? per(agentUs) : NaN,
+        agent: hasAgent ? per(agentUs) : NaN,
         agentMain: per(split.main),
         agentWorkers: per(split.workers),
         agentOther: per(agentUs - split.main - split.workers),
         origin: per(originUs),
-        sink: spoe ? per(sinkUs) : NaN,
+        sink: tracer ? per(sinkUs) : NaN,
         wrk: per(wrkUs),
       },
       systemUsPerRequest: per(ours),
       pct: {
         haproxy: pct(haproxyUs),
-        agent: spoe ? pct(agentUs) : NaN,
+        agent: hasAgent ? pct(agentUs) : NaN,
         origin: pct(originUs),
-        sink: spoe ? pct(sinkUs) : NaN,
+        sink: tracer ? pct(sinkUs) : NaN,
         wrk: pct(wrkUs),
         harness: pct(selfUs),
         // Jiffies are coarse (10 ms): a small negative value is rounding, not negative work.
@@ -637,14 +737,27 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
         irq: m0 && m1 ? pct(m1.irqUs - m0.irqUs) : NaN,
         steal: m0 && m1 ? pct(m1.stealUs - m0.stealUs) : NaN,
       },
-      agentRssMb: spoe ? median(rssSamples) : NaN,
-      agentRssMaxMb: spoe && rssSamples.length > 0 ? Math.max(...rssSamples) : NaN,
-      agentRssEndMb: spoe ? s1.agentMem.rssBytes / 2 ** 20 : NaN,
-      agentPeakRssMb: spoe ? s1.agentMem.peakRssBytes / 2 ** 20 : NaN,
-      spansPerRequest: spoe && totals.bench_resp > 0 ? sinkSpans / totals.bench_resp : NaN,
+      agentRssMb: hasAgent ? median(rssSamples) : NaN,
+      agentRssMaxMb: hasAgent && rssSamples.length > 0 ? Math.max(...rssSamples) : NaN,
+      agentRssEndMb: hasAgent ? s1.agentMem.rssBytes / 2 ** 20 : NaN,
+      agentPeakRssMb: hasAgent ? s1.agentMem.peakRssBytes / 2 ** 20 : NaN,
+      spansPerRequest: tracer && totals.bench_resp > 0 ? sinkSpans / totals.bench_resp : NaN,
       sinkSpans,
       notifyPerRequest: da && totals.bench_resp > 0 ? da.agent.notifyReceived / totals.bench_resp : NaN,
-      agent: spoe
+      logIntake:
+        def.logIntake && li !== null
+          ? {
+              traced: totals.bench_traced,
+              trees: li.traced,
+              deliveredPct: totals.bench_traced > 0 ? (li.traced / totals.bench_traced) * 100 : NaN,
+              records: li.records,
+              untraced: li.untraced,
+              rejected: li.rejected,
+              kernelDrops: li.kernelDrops,
+              haproxyDroppedLogs: droppedLogs,
+            }
+          : null,
+      agent: tracer
         ? {
             ours: r.agent !== null,
             drained: dr?.ok ?? false,
@@ -850,6 +963,13 @@ function runNotes(r: WrkRunResult): string[] {
     if (sum(a.rejected) > 0) notes.push(`messages rejected / argument errors: ${JSON.stringify(a.rejected)}`)
     if (a.treesReaped > 0) notes.push(`trees reaped: ${a.treesReaped}`)
   }
+  const l = r.logIntake
+  if (l) {
+    notes.push(
+      `log intake: ${fmt(l.trees)} trees from ${fmt(l.traced)} traced requests (${fmt(l.deliveredPct, 3)}%), ${fmt(l.records)} records ` +
+        `(${fmt(l.untraced)} of untraced requests), rejected ${JSON.stringify(l.rejected)}, kernel drops ${fmt(l.kernelDrops)}, HAProxy DroppedLogs ${fmt(l.haproxyDroppedLogs)}`,
+    )
+  }
   return notes
 }
 
@@ -897,8 +1017,30 @@ function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
     }
   }
   for (const [mode, m] of med) {
-    if (MODES[splitMode(mode).base]!.spoe === null) continue
+    const def = MODES[splitMode(mode).base]!
+    if (!traced(def)) continue
     const rs = byMode.get(mode)!
+    if (def.logIntake) {
+      const tracedN = rs.reduce((a, r) => a + (r.logIntake?.traced ?? 0), 0)
+      const trees = rs.reduce((a, r) => a + (r.logIntake?.trees ?? 0), 0)
+      const pctDelivered = tracedN > 0 ? (trees / tracedN) * 100 : NaN
+      const lost = rs.map((r) => r.logIntake).filter((x) => x !== null)
+      lines.push(
+        `target (${mode}): >= 99.9% of traced requests delivered as trees: ${pctDelivered >= 99.9 ? 'met' : 'NOT met'} ` +
+          `(${fmt(trees)} trees from ${fmt(tracedN)} traced requests, ${fmt(pctDelivered, 3)}%, warm-ups included; ` +
+          `records rejected ${fmt(lost.reduce((a, x) => a + sum(x.rejected), 0))}, dropped by the kernel ${fmt(lost.reduce((a, x) => a + x.kernelDrops, 0))}, ` +
+          `HAProxy DroppedLogs ${fmt(lost.reduce((a, x) => a + (Number.isNaN(x.haproxyDroppedLogs) ? 0 : x.haproxyDroppedLogs), 0))})`,
+      )
+    }
+    if (def.ot) {
+      const want = SPANS_PER_REQUEST[mode]
+      if (want === undefined) lines.push(`check (${mode}): spans per request received by the sink: ${rs.map((r) => fmt(r.spansPerRequest, 4)).join(', ')}`)
+      else {
+        const ok = rs.every((r) => Math.abs(r.spansPerRequest - want) < 0.01)
+        lines.push(`check (${mode}): ${want} spans per request received by the sink: ${ok ? 'yes' : 'NO'} (${rs.map((r) => fmt(r.spansPerRequest, 4)).join(', ')})`)
+      }
+      continue
+    }
     const us = m.usPerRequest.agent
     lines.push(
       `target (${mode}): agent CPU <= ${TARGET_AGENT_US_PER_REQUEST} µs/request including export: ${us <= TARGET_AGENT_US_PER_REQUEST ? 'met' : 'NOT met'} ` +
@@ -911,7 +1053,7 @@ function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
         `peak of the process, start and warm-up included, ${fmt(m.agentPeakRssMb)} MB)`,
     )
     const errs = m.totals.spoeErrors + m.totals.spoeTimeouts
-    lines.push(
+    if (def.spoe !== null) lines.push(
       `target (${mode}): no SPOE errors or timeouts: ` +
         (rs.every((r) => r.spoeErrorsObservable)
           ? `${errs === 0 ? 'met' : 'NOT met'} (${fmt(m.totals.spoeErrors)} requests with an error, ${fmt(m.totals.spoeTimeouts)} with a timeout, ` +
@@ -938,7 +1080,11 @@ function helpText(): string {
     'tracing filter and the agent exporting OTLP to a counting sink. Modes: none (no filter), spoe',
     '(haproxy/spoe.cfg, 9 spans per request), propagation (haproxy/spoe-propagation.cfg), compact',
     '(haproxy/spoe-compact.cfg and the frontend rules of haproxy/haproxy-compact.cfg: one message per',
-    `request); a SPOE mode + "${UNGUARDED}" is the same without the fail-fast guards (haproxy/README.md).`,
+    'request), log and log10 (haproxy/haproxy-compact-log.cfg: one log record per traced request to the',
+    "agent's log intake, 100% and 10% sampled), ot and ot10 (HAProxy's OpenTracing filter, the same 9 spans,",
+    `Datadog plugin: HAProxy built with USE_OT and libdd-opentracing0); a SPOE mode + "${UNGUARDED}" is the`,
+    'same without the fail-fast guards (haproxy/README.md). SPOA_SAMPLE_PERCENT in the environment',
+    "overrides a mode's own rate.",
     'Needs haproxy (HAPROXY_BIN or $PATH) and wrk (WRK_BIN or $PATH).',
     '',
     ...usageLines(WRK_FLAGS),
@@ -948,6 +1094,7 @@ function helpText(): string {
     '  npm run bench -- wrk --mode spoe --workers 2',
     `  npm run bench -- wrk --ab spoe${UNGUARDED},spoe --rounds 5 --duration 20`,
     "  npm run bench -- wrk --ab none,spoe --agent 'bin/spoa-tracer -p {port} --endpoint {otlp}'",
+    '  npm run bench -- wrk --ab none,log --rounds 3 --duration 15; npm run bench -- wrk --ab ot,log',
   ].join('\n')
 }
 
@@ -957,6 +1104,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const o = parsed.value
   const haproxyBin = findHaproxy()
   if (haproxyBin === null) throw new Error('HAProxy is not installed (sudo apt-get install -y haproxy), or set HAPROXY_BIN')
+  checkOt(haproxyBin, o.modes)
   const wrkBin = process.env.WRK_BIN ?? which('wrk')
   if (!wrkBin) throw new Error('wrk is not installed (sudo apt-get install -y wrk), or set WRK_BIN')
   if (o.cpuProfDir) mkdirSync(o.cpuProfDir, { recursive: true })

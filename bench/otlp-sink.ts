@@ -8,7 +8,10 @@
 //     ExportTraceServiceRequest{1: ResourceSpans{2: ScopeSpans{2: Span}}};
 //   - JSON: JSON.parse and sum resourceSpans[].scopeSpans[].spans.length
 //     (several times dearer than the protobuf walk: see the sink's CPU).
-// Gzip bodies (Content-Encoding: gzip) are inflated first.
+// Gzip bodies (Content-Encoding: gzip) are inflated first. It also takes
+// what a Datadog tracer sends its agent (PUT or POST /v0.4/traces,
+// MessagePack; msgpack-count.ts): the spans of HAProxy's OpenTracing filter
+// with the Datadog plugin, the wrk benchmark's `ot` mode.
 //
 // Protocol with the parent, one JSON object per stdout line:
 //   {"type":"listening","port":N}   once;
@@ -22,6 +25,7 @@ import { performance } from 'node:perf_hooks'
 import { gunzipSync } from 'node:zlib'
 import { onStdinCommands } from './child.js'
 import { num, parseFlags, str } from './cli-options.js'
+import { countMsgpackSpans } from './msgpack-count.js'
 import { countJsonSpans, countProtobufSpans } from './otlp-count.js'
 
 export interface SinkUsage {
@@ -63,6 +67,7 @@ function reject(res: ServerResponse, status: number, why: string): void {
 
 function onRequest(req: IncomingMessage, res: ServerResponse): void {
   const url = req.url ?? ''
+  if ((req.method === 'PUT' || req.method === 'POST') && url.startsWith('/v0.4/traces')) return onDatadog(req, res)
   if (req.method !== 'POST' || (url !== '/v1/traces' && !url.startsWith('/v1/traces?'))) {
     req.resume()
     reject(res, 404, `${req.method} ${url}`)
@@ -97,6 +102,27 @@ function onRequest(req: IncomingMessage, res: ServerResponse): void {
       res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': 0 })
       res.end()
     }
+  })
+  req.on('error', () => {})
+}
+
+function onDatadog(req: IncomingMessage, res: ServerResponse): void {
+  const chunks: Buffer[] = []
+  req.on('data', (c: Buffer) => chunks.push(c))
+  req.on('end', () => {
+    const body = Buffer.concat(chunks)
+    let spans: number
+    try {
+      spans = countMsgpackSpans(body)
+    } catch (err) {
+      reject(res, 400, `undecodable MessagePack body: ${(err as Error).message}`)
+      return
+    }
+    counters.requests++
+    counters.bytes += body.length
+    counters.spans += spans
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 })
+    res.end('{}')
   })
   req.on('error', () => {})
 }

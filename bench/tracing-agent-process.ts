@@ -25,11 +25,13 @@
 //          [--host 127.0.0.1] [--port 0 | --unix PATH] [--exporter otlp|none|file|console]
 //          [--protocol http/protobuf|http/json] [--endpoint URL] [--workers N]
 //          [--batch N] [--queue N] [--delay MS] [--concurrency N] [--clk-tck N]
+//          [--log-intake udp://127.0.0.1:PORT]   (the log intake, as --log-intake of the agent)
 
 import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { type Config, DEFAULT_CONFIG, validateConfig } from '../src/config.js'
 import { EXPORTERS, type ExporterKind, type OtlpProtocol, PROTOCOLS } from '../src/export/config.js'
+import { parseLogAddress } from '../src/intake/log/index.js'
 import { startDaemon } from '../src/main.js'
 import { onStdinCommands, readRss, readThreadCpu } from './child.js'
 import { num, parseFlags, str } from './cli-options.js'
@@ -84,6 +86,16 @@ export interface TracingAgentUsage {
     messagesRejected: Record<string, number>
     argumentErrors: Record<string, number>
   }
+  /** The log intake's counters, when it is on. */
+  logIntake: {
+    records: number
+    traced: number
+    untraced: number
+    sampledOut: number
+    rejected: Record<string, number>
+    haproxyDropped: number
+    kernelDrops: number
+  } | null
   export: {
     spansQueued: number
     spansExported: number
@@ -116,6 +128,7 @@ const flags = parseFlags(process.argv.slice(2), {
   delay: { kind: 'number', help: 'scheduled delay of a partial batch, ms' },
   concurrency: { kind: 'number', help: 'exports in flight per worker' },
   'clk-tck': { kind: 'number', help: 'USER_HZ (getconf CLK_TCK)' },
+  'log-intake': { kind: 'string', help: 'also receive compact log records here (udp://, tcp://, unix:)' },
 })
 
 const exporter = (str(flags, 'exporter') ?? 'otlp') as ExporterKind
@@ -130,6 +143,10 @@ const config: Config = validateConfig({
     return unix !== undefined ? { path: unix } : { host: str(flags, 'host') ?? '127.0.0.1', port: num(flags, 'port', 0) }
   })(),
   monitorIntervalMs: 0,
+  logIntake: (() => {
+    const a = str(flags, 'log-intake')
+    return { ...DEFAULT_CONFIG.logIntake, addresses: a === undefined ? [] : [parseLogAddress('--log-intake', a)] }
+  })(),
   export: {
     ...d,
     headers: { ...d.headers },
@@ -212,6 +229,17 @@ function usage(type: 'usage' | 'closed'): TracingAgentUsage {
       messagesRejected: obj(t.messagesRejected),
       argumentErrors: obj(t.argumentErrors),
     },
+    logIntake: daemon.logIntake
+      ? {
+          records: daemon.logIntake.stats.records,
+          traced: daemon.logIntake.stats.traced,
+          untraced: daemon.logIntake.stats.untraced,
+          sampledOut: daemon.logIntake.stats.sampledOut,
+          rejected: obj(daemon.logIntake.stats.rejected),
+          haproxyDropped: daemon.logIntake.stats.haproxyDropped,
+          kernelDrops: daemon.logIntake.kernelDrops(),
+        }
+      : null,
     export: {
       spansQueued: x.spansQueued,
       spansExported: x.spansExported,

@@ -63,6 +63,8 @@ export type BoundLogAddress = LogAddress & { receiveBufferBytes?: number }
 const HINTS: Record<string, string> = {
   not_rfc5424: 'log record is not RFC 5424: give the log line `format rfc5424`',
   bad_sd: 'log record has malformed structured data',
+  no_log_format:
+    'HAProxy logs only "Connect from" lines: the frontend has no log format, so no request sends its record (add `option httplog` or a log-format)',
   truncated: "log record was cut short: raise the log line's `len` (and the ring's `maxlen`)",
   too_large: 'log record is larger than --log-max-record: dropped',
   bad_frame: 'TCP log stream is neither octet-counted nor LF-terminated syslog: connection closed',
@@ -230,7 +232,7 @@ export class LogIntake {
     }
   }
 
-  private reject(reason: FrameError | 'not_rfc5424' | 'bad_sd' | 'truncated' | 'bad_version'): void {
+  private reject(reason: FrameError | 'not_rfc5424' | 'bad_sd' | 'truncated' | 'no_log_format' | 'bad_version'): void {
     bump(this.stats.rejected, reason)
     this.warn(reason, {}, HINTS[reason]!)
   }

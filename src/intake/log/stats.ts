@@ -11,7 +11,7 @@ export class LogIntakeStats {
   sampledOut = 0
   /**
    * Records that gave nothing, by reason: not_rfc5424, bad_sd, truncated,
-   * too_large, bad_frame, bad_version, bad_context, bad_time.
+   * no_log_format, too_large, bad_frame, bad_version, bad_context, bad_time.
    */
   readonly rejected = new Map<string, number>()
   /** Records HAProxy says it dropped from a ring (its "N events dropped" notices). */
@@ -23,4 +23,4 @@ export class LogIntakeStats {
 }
 
 /** Every rejection reason, so that /metrics shows them at 0 from the start. */
-export const REJECT_REASONS = ['not_rfc5424', 'bad_sd', 'truncated', 'too_large', 'bad_frame', 'bad_version', 'bad_context', 'bad_time'] as const
+export const REJECT_REASONS = ['not_rfc5424', 'bad_sd', 'truncated', 'no_log_format', 'too_large', 'bad_frame', 'bad_version', 'bad_context', 'bad_time'] as const

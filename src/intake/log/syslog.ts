@@ -24,7 +24,7 @@ export type SyslogResult =
   | { kind: 'untraced' }
   /** HAProxy's own notice in a ring's stream: "<N> events dropped" (the ring was full). */
   | { kind: 'dropped'; count: number }
-  | { kind: 'bad'; reason: 'not_rfc5424' | 'bad_sd' | 'truncated' }
+  | { kind: 'bad'; reason: 'not_rfc5424' | 'bad_sd' | 'truncated' | 'no_log_format' }
 
 const NOT_5424: SyslogResult = { kind: 'bad', reason: 'not_rfc5424' }
 const BAD_SD: SyslogResult = { kind: 'bad', reason: 'bad_sd' }
@@ -32,6 +32,8 @@ const TRUNCATED: SyslogResult = { kind: 'bad', reason: 'truncated' }
 const UNTRACED: SyslogResult = { kind: 'untraced' }
 
 const DROPPED = /^(\d{1,15}) events? dropped/
+/** What HAProxy logs at accept time for a frontend without a log format: no request's log line will follow. */
+const NO_LOG_FORMAT: SyslogResult = { kind: 'bad', reason: 'no_log_format' }
 
 export function parseSyslog(s: string): SyslogResult {
   let end = s.length
@@ -56,7 +58,8 @@ export function parseSyslog(s: string): SyslogResult {
     if (i + 1 < end && s.charCodeAt(i + 1) !== 32) return BAD_SD
     const msg = i + 2 < end ? s.slice(i + 2, end) : ''
     const m = DROPPED.exec(msg)
-    return m !== null ? { kind: 'dropped', count: Number(m[1]) } : UNTRACED
+    if (m !== null) return { kind: 'dropped', count: Number(m[1]) }
+    return msg.startsWith('Connect from ') ? NO_LOG_FORMAT : UNTRACED
   }
   if (c !== 91 /* [ */) return BAD_SD
   let found: Array<[string, string]> | null = null

@@ -59,6 +59,11 @@ t.test('other SD elements are skipped; the first of ours wins', async (t) => {
 t.test('records without a compact record: untraced, and HAProxy ring notices', async (t) => {
   t.same(parseSyslog(`${HDR}- 127.0.0.1:1 [x] fe be/s 0/0/0/0/0 200 49 "GET / HTTP/1.1"\n`), { kind: 'untraced' })
   t.same(parseSyslog(`${HDR}-`), { kind: 'untraced' }, 'no message at all')
+  t.same(
+    parseSyslog(`${HDR}- Connect from 127.0.0.1:59838 to 127.0.0.1:18080 (bench/HTTP)\n`),
+    { kind: 'bad', reason: 'no_log_format' },
+    'HAProxy 2.6 without a log format: a line at accept, none per request',
+  )
   t.same(parseSyslog('<133>1 2026-12-02T09:56:18.216467+00:00 - haproxy 1 - - 1234 events dropped'), { kind: 'dropped', count: 1234 })
   t.same(parseSyslog('<133>1 2026-12-02T09:56:18.216467+00:00 - haproxy 1 - - 1 event dropped'), { kind: 'dropped', count: 1 })
 })
