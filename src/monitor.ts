@@ -1,6 +1,7 @@
 // The periodic statistics line (-i/--monitor-interval): the key figures of
 // every layer in one log line, with rates over the last interval. The same
-// key figures as /metrics (src/metrics/registry.ts), for those who read logs.
+// key figures as /metrics (src/metrics/registry.ts), for those who read logs;
+// the log intake's only when it is on.
 
 import type { Logger } from 'pino'
 import type { Daemon } from './main.js'
@@ -66,6 +67,7 @@ export function startMonitor(d: Daemon, logger: Logger, intervalMs: number): () 
   let prev = snapshot(d)
   let prevAt = Date.now()
   const ackLatency = new HistogramWindow(d.agent.stats.ackLatencyUs)
+  let prevLogRecords = d.logIntake?.stats.records ?? 0
   const timer = setInterval(() => {
     const now = Date.now()
     const cur = snapshot(d)
@@ -73,8 +75,21 @@ export function startMonitor(d: Daemon, logger: Logger, intervalMs: number): () 
     const rate = (k: keyof Snapshot) => Math.round((cur[k] - prev[k]) / secs)
     // Bucket upper bounds over this interval: an estimate, as the /metrics histogram gives.
     const [ackP50Us, ackP99Us] = ackLatency.next([0.5, 0.99])
+    // The log intake's figures, only when it is on (--log-intake).
+    const l = d.logIntake?.stats
+    const log =
+      l === undefined
+        ? {}
+        : {
+            logRecordsPerSec: Math.round((l.records - prevLogRecords) / secs),
+            logRecordsTraced: l.traced,
+            logRecordsUntraced: l.untraced,
+            logRecordsRejected: sum(l.rejected),
+            logRecordsDropped: l.haproxyDropped + d.logIntake!.kernelDrops(),
+          }
+    if (l !== undefined) prevLogRecords = l.records
     logger.info(
-      { ...cur, notifyPerSec: rate('notify'), ackP50Us, ackP99Us, spansExportedPerSec: rate('spansExported') },
+      { ...cur, notifyPerSec: rate('notify'), ackP50Us, ackP99Us, spansExportedPerSec: rate('spansExported'), ...log },
       'statistics',
     )
     prev = cur

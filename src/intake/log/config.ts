@@ -5,6 +5,7 @@
 import { ConfigError } from '../../util/config-error.js'
 import { formatLogAddress, LOG_ADDRESS_HELP, type LogAddress, parseLogAddress } from './address.js'
 import { DEFAULT_LOG_INTAKE_LIMITS, type LogIntakeLimits } from './index.js'
+import { UNIX_DGRAM_MISSING, unixDgram } from './unix-dgram.js'
 
 export interface LogIntakeConfig extends LogIntakeLimits {
   /** Off (empty) by default: HAProxy's log stream is an opt-in second intake. */
@@ -32,6 +33,8 @@ export function applyLogIntakeOption(c: LogIntakeConfig, key: string, v: unknown
     case 'log-intake': {
       const list = (Array.isArray(v) ? v : [v]).flatMap((x) => String(x).split(',')).map((x) => x.trim()).filter(Boolean)
       c.addresses = list.map((x) => parseLogAddress(name, x))
+      // Checked here, not at listen time: a missing package does not come back by restarting (exit status 2).
+      if (c.addresses.some((a) => a.transport === 'unix') && unixDgram() === null) throw new ConfigError(name, UNIX_DGRAM_MISSING)
       const seen = new Set<string>()
       for (const a of c.addresses) {
         const k = a.transport === 'unix' ? a.path : `${a.transport}:${a.host}:${a.port}`
