@@ -224,6 +224,41 @@ t.test('the installed spoa-tracer behind HAProxy with the installed configuratio
   t.notMatch(log, /"level":(50|60)/, 'no error logged')
 })
 
+t.test('the installed spoa-tracer receives the log stream on a unix datagram socket (its optional package came with it)', { skip }, async (t) => {
+  if (!installed) return t.fail('not installed')
+  const receiver = await startOtlpReceiver()
+  t.teardown(() => receiver.close())
+  const origin = await startOrigin()
+  t.teardown(() => origin.close())
+  const fePort = await freePort()
+  const sock = join(work, 'log.sock')
+  const agent = spawn(installedBin, ['--port', '0', '--log-intake', `unix:${sock}`, '--endpoint', receiver.url, '--batch-delay', '50ms', '-i', '0', '--log-format', 'json'], {
+    cwd: work,
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let log = ''
+  agent.stdout.on('data', (d: Buffer) => (log += d.toString()))
+  agent.stderr.on('data', (d: Buffer) => (log += d.toString()))
+  t.teardown(() => {
+    if (agent.exitCode === null && agent.signalCode === null) agent.kill('SIGKILL')
+  })
+  t.ok(await eventually(() => log.includes('"msg":"spoa-tracer started"') || agent.exitCode !== null, 20_000), 'the agent started')
+  if (!log.includes('"msg":"spoa-tracer started"')) return t.fail(`the agent did not start:\n${log}`)
+  const conf = join(realpathSync(share), 'haproxy')
+  const haproxy = await startHaproxy({
+    bin: haproxyBin!,
+    cwd: work,
+    config: join(conf, 'haproxy-compact-log.cfg'),
+    env: { HAPROXY_BIND: `127.0.0.1:${fePort}`, BACKEND_ADDR: `127.0.0.1:${origin.port}`, SPOA_LOG_TARGET: sock },
+    waitPort: fePort,
+  })
+  t.teardown(() => haproxy.stop())
+  t.equal((await get(`http://127.0.0.1:${fePort}/install/log`)).status, 200)
+  await receiver.waitForSpans(3, 15_000)
+  t.equal(receiver.spanNamed('GET http-in').attributes['url.path'], '/install/log')
+})
+
 t.test('haproxy-mw.cfg from the package directory: the relative defaults and spoa-tracer on PATH', { skip: skipMw }, async (t) => {
   if (!installed) return t.fail('not installed')
   const bin = haproxyBin!
