@@ -63,6 +63,33 @@ done
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
+# The srv_is_up() fetch as callgrind names it: smp_fetch_srv_is_up when
+# HAProxy has its symbols; in a stripped binary (Debian's) the address its
+# keyword-table entry ({ "srv_is_up", smp_fetch_srv_is_up, ... }) points at,
+# which callgrind shows as 0x<address>. Empty when neither is found.
+fetch_symbol() {
+  node -e '
+    const { execFileSync } = require("child_process")
+    const bin = process.argv[1]
+    const sh = (...a) => { try { return execFileSync(a[0], a.slice(1), { encoding: "utf8", maxBuffer: 1 << 28, stdio: ["ignore", "pipe", "ignore"] }) } catch { return "" } }
+    const syms = sh("nm", "--defined-only", bin) + sh("nm", "-D", "--defined-only", bin)
+    if (/ smp_fetch_srv_is_up$/m.test(syms)) { console.log("smp_fetch_srv_is_up"); process.exit(0) }
+    const data = require("fs").readFileSync(bin)
+    const ro = sh("readelf", "-SW", bin).split("\n").map((l) => /\]\s+\.rodata\s+\S+\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)/.exec(l)).find(Boolean)
+    if (!ro) process.exit(0)
+    const [va, off, size] = ro.slice(1).map((x) => parseInt(x, 16))
+    const at = data.subarray(off, off + size).indexOf(Buffer.from("\0srv_is_up\0"))
+    if (at < 0) process.exit(0)
+    const rel = new Map()
+    for (const l of sh("readelf", "-rW", bin).split("\n")) {
+      const p = l.trim().split(/\s+/)
+      if (p[2] === "R_X86_64_RELATIVE") rel.set(parseInt(p[0], 16), parseInt(p[3], 16))
+    }
+    for (const [o, a] of rel) if (a === va + at + 1 && rel.has(o + 8)) { console.log("0x" + rel.get(o + 8).toString(16).padStart(16, "0")); break }
+  ' "$1"
+}
+FETCH_SYM=$(fetch_symbol "$(command -v "$HAPROXY")")
+
 # A free TCP port on 127.0.0.1 (bound and released: the processes here start
 # right after, on an otherwise quiet loopback).
 free_port() {
@@ -224,14 +251,14 @@ run() {
   callgrind_annotate --threshold=100 "$dir/callgrind.out" >"$dir/annotate-self.txt" 2>/dev/null || true
   local ir_chk ir_up
   ir_chk=$(awk '/:(process_chk|srv_chk_io_cb)( |$)/ {gsub(/,/, "", $1); s += $1} END {print s + 0}' "$dir/annotate-inclusive.txt")
-  ir_up=$(awk '/:smp_fetch_srv_is_up( |$)/ {gsub(/,/, "", $1); s += $1} END {print s + 0}' "$dir/annotate-inclusive.txt")
+  ir_up=$(awk -v f=":${FETCH_SYM:-smp_fetch_srv_is_up}" 'index($0, f " ") {gsub(/,/, "", $1); s += $1} END {print s + 0}' "$dir/annotate-inclusive.txt")
 
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$round" "$mode" "$variant" "$kind" "$n" "$ir" "$checks" "$resp" "$non2xx" "$serr" "$stout" "$messages" "$spans" "$trees" "$ir_chk" "$ir_up" >>"$RESULTS"
   log "round $round, $mode $variant $kind $n: Ir $ir, checks $checks, responses $resp, SPOE errors $serr, messages $messages, spans $spans"
 }
 
-log "output in $OUT; HAProxy $("$HAPROXY" -v | head -1)"
+log "output in $OUT; $("$HAPROXY" -v | head -1); srv_is_up fetch: ${FETCH_SYM:-(not found)}"
 if [ "$IDLE2" -gt 0 ]; then
   for variant in $VARIANTS; do
     run 0 spoe "$variant" idle "$IDLE1"
@@ -271,7 +298,7 @@ for (const v of variants) {
 }
 console.log('')
 console.log('Instructions per request, (Ir(N2) - Ir(N1)) / (N2 - N1); "net": each run\'s health checks taken off (instructions per check x checks)')
-console.log('mode     variant    round  Ir/request      net  checks N1/N2  SPOE err/timeouts/non-2xx N1 N2')
+console.log('mode     variant    round  Ir/request      net  in srv_is_up  checks N1/N2  SPOE err/timeouts/non-2xx N1 N2')
 for (const m of new Set(runs.filter((r) => r.kind === 'req').map((r) => r.mode))) {
   const per = {}
   for (const v of variants) {
@@ -283,8 +310,9 @@ for (const m of new Set(runs.filter((r) => r.kind === 'req').map((r) => r.mode))
       const k = perCheck[v] ?? NaN
       const net = (b.Ir - k * b.checks - (a.Ir - k * a.checks)) / (n2 - n1)
       per[v].push({ raw, net })
-      const errs = [a, b].map((r) => `${r.spoe_err}/${r.spoe_tout}/${r.non2xx}`).join(' ')
-      console.log(`${m.padEnd(8)} ${v.padEnd(10)} ${rd.padStart(5)}  ${raw.toFixed(0).padStart(10)}  ${net.toFixed(0).padStart(7)}  ${(a.checks + '/' + b.checks).padStart(12)}  ${errs}`)
+      const errs = [a, b].map((r) => `${r.spoe_err}/${r.spoe_tout}/${r.non2xx}` + (r.responses !== r.n || r.trees !== r.n ? ` (${r.responses} responses, ${r.trees} traces)` : '')).join(' ')
+      const up = (b.Ir_srv_is_up - a.Ir_srv_is_up) / (n2 - n1)
+      console.log(`${m.padEnd(8)} ${v.padEnd(10)} ${rd.padStart(5)}  ${raw.toFixed(0).padStart(10)}  ${net.toFixed(0).padStart(7)}  ${up.toFixed(1).padStart(12)}  ${(a.checks + '/' + b.checks).padStart(12)}  ${errs}`)
     }
   }
   const g = per.guarded, u = per.unguarded
