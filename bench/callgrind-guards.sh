@@ -21,6 +21,7 @@
 #
 # Needs: valgrind, curl, node, a built dist/ (npm run build).
 # Usage: bench/callgrind-guards.sh [--out DIR]
+#        bench/callgrind-guards.sh --summary DIR   (the table of runs made before)
 #   env: HAPROXY_BIN (/usr/sbin/haproxy), N1 (500), N2 (2500),
 #        MODES ("spoe compact"), VARIANTS ("guarded unguarded"),
 #        IDLE1 (10), IDLE2 (40) seconds (IDLE2=0: no idle runs),
@@ -42,15 +43,113 @@ IDLE1=${IDLE1:-10}
 IDLE2=${IDLE2:-40}
 REPEATS=${REPEATS:-3}
 OUT=""
+SUMMARY=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; shift 2 ;;
+    --summary) OUT=$2; SUMMARY=1; shift 2 ;;
     -h|--help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 [ -n "$OUT" ] || OUT=$(mktemp -d /tmp/callgrind-guards.XXXXXX)
 mkdir -p "$OUT"
+
+# The table, from $OUT/runs.tsv: per variant the instructions per check (idle
+# runs); per mode and variant the instructions per request, raw and with the
+# runs' checks taken off; where the difference goes, by function.
+summary() {
+node - "$OUT" "$N1" "$N2" "$IDLE1" "$IDLE2" <<'EOF'
+const fs = require('fs')
+const [out, n1, n2, i1, i2] = process.argv.slice(2)
+const rows = fs.readFileSync(`${out}/runs.tsv`, 'utf8').trim().split('\n')
+const head = rows.shift().split('\t')
+const runs = rows.map((l) => Object.fromEntries(l.split('\t').map((v, i) => [head[i], v])))
+const find = (rd, m, v, k, n) => runs.find((r) => r.round === String(rd) && r.mode === m && r.variant === v && r.kind === k && r.n === String(n))
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2 }
+const signed = (x, d = 0) => (x >= 0 ? '+' : '') + x.toFixed(d)
+const variants = [...new Set(runs.map((r) => r.variant))]
+const rounds = [...new Set(runs.filter((r) => r.kind === 'req').map((r) => r.round))]
+const perCheck = {}
+for (const v of variants) {
+  const a = find(0, 'spoe', v, 'idle', i1), b = find(0, 'spoe', v, 'idle', i2)
+  if (!a || !b) continue
+  const dc = b.checks - a.checks
+  perCheck[v] = dc > 0 ? (b.Ir - a.Ir) / dc : NaN
+  console.log(`${v}: ${perCheck[v].toFixed(0)} instructions per health check, idle runs of ${i1} s and ${i2} s: ` +
+    `${a.checks} and ${b.checks} checks (${(dc / (i2 - i1)).toFixed(2)}/s), Ir ${a.Ir} and ${b.Ir}; ` +
+    `in process_chk + srv_chk_io_cb: ${((b.Ir_check_fns - a.Ir_check_fns) / dc).toFixed(0)} per check`)
+}
+console.log('')
+console.log('Instructions per request, (Ir(N2) - Ir(N1)) / (N2 - N1); "net": each run\'s health checks taken off (instructions per check x checks)')
+console.log('mode     variant    round  Ir/request      net  in srv_is_up  checks N1/N2  SPOE err/timeouts/non-2xx N1 N2')
+for (const m of new Set(runs.filter((r) => r.kind === 'req').map((r) => r.mode))) {
+  const per = {}
+  for (const v of variants) {
+    per[v] = []
+    for (const rd of rounds) {
+      const a = find(rd, m, v, 'req', n1), b = find(rd, m, v, 'req', n2)
+      if (!a || !b) continue
+      const raw = (b.Ir - a.Ir) / (n2 - n1)
+      const k = perCheck[v] ?? NaN
+      const net = (b.Ir - k * b.checks - (a.Ir - k * a.checks)) / (n2 - n1)
+      per[v].push({ raw, net })
+      const errs = [a, b].map((r) => `${r.spoe_err}/${r.spoe_tout}/${r.non2xx}` + (r.responses !== r.n || r.trees !== r.n ? ` (${r.responses} responses, ${r.trees} traces)` : '')).join(' ')
+      const up = (b.Ir_srv_is_up - a.Ir_srv_is_up) / (n2 - n1)
+      console.log(`${m.padEnd(8)} ${v.padEnd(10)} ${rd.padStart(5)}  ${raw.toFixed(0).padStart(10)}  ${net.toFixed(0).padStart(7)}  ${up.toFixed(1).padStart(12)}  ${(a.checks + '/' + b.checks).padStart(12)}  ${errs}`)
+    }
+  }
+  const g = per.guarded, u = per.unguarded
+  if (g?.length && u?.length) {
+    for (const key of ['raw', 'net']) {
+      const gm = median(g.map((x) => x[key])), um = median(u.map((x) => x[key]))
+      const spread = (xs) => `${Math.min(...xs.map((x) => x[key])).toFixed(0)}..${Math.max(...xs.map((x) => x[key])).toFixed(0)}`
+      console.log(`${m} ${key}: guarded ${gm.toFixed(0)} (${spread(g)}), unguarded ${um.toFixed(0)} (${spread(u)}), ` +
+        `guards ${signed(gm - um)} instructions/request (${signed(((gm - um) / um) * 100, 3)}%)`)
+    }
+  }
+  // Where the difference goes: per function (callgrind's self cost), the
+  // guarded runs' (N2 - N1) less the unguarded runs', per request; the median
+  // over the rounds. What the condition costs shows as a fixed amount in the
+  // condition's functions; timer and polling functions move either way.
+  const selfCost = (r) => {
+    const f = `${out}/${r.round}-${r.mode}-${r.variant}-${r.kind}-${r.n}/annotate-self.txt`
+    const c = new Map()
+    if (!fs.existsSync(f)) return c
+    for (const l of fs.readFileSync(f, 'utf8').split('\n')) {
+      const x = /^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S.*)$/.exec(l)
+      if (x && !x[2].startsWith('PROGRAM TOTALS') && !x[2].startsWith('=>')) c.set(x[2], (c.get(x[2]) ?? 0) + Number(x[1].replaceAll(',', '')))
+    }
+    return c
+  }
+  const diffs = []
+  for (const rd of rounds) {
+    const rs = [['guarded', n2], ['guarded', n1], ['unguarded', n2], ['unguarded', n1]].map(([v, n]) => find(rd, m, v, 'req', n))
+    if (rs.some((r) => !r)) continue
+    const [g2, g1, u2, u1] = rs.map(selfCost)
+    const d = new Map()
+    for (const k of new Set([...g2.keys(), ...g1.keys(), ...u2.keys(), ...u1.keys()])) {
+      d.set(k, ((g2.get(k) ?? 0) - (g1.get(k) ?? 0) - (u2.get(k) ?? 0) + (u1.get(k) ?? 0)) / (n2 - n1))
+    }
+    diffs.push(d)
+  }
+  if (diffs.length) {
+    const med = new Map([...new Set(diffs.flatMap((d) => [...d.keys()]))].map((k) => [k, median(diffs.map((d) => d.get(k) ?? 0))]))
+    const top = [...med].sort((a, b) => Math.abs(b[1]) - Math.abs(a[1])).slice(0, 12)
+    console.log(`${m}: guarded minus unguarded per request, by function (median of ${diffs.length} rounds), the largest:`)
+    for (const [k, v] of top) console.log(`  ${signed(v, 1).padStart(9)}  ${k}`)
+  }
+}
+EOF
+}
+
+if [ -n "$SUMMARY" ]; then
+  # shellcheck disable=SC1091
+  . "$OUT/params.env"
+  summary
+  exit 0
+fi
+printf 'N1=%s\nN2=%s\nIDLE1=%s\nIDLE2=%s\n' "$N1" "$N2" "$IDLE1" "$IDLE2" >"$OUT/params.env"
 
 GUARD=' { srv_is_up(spoa-tracer/agent) }'
 PROXY_CFG=$ROOT/haproxy/bench/proxy.cfg
@@ -247,11 +346,11 @@ run() {
 
   # Cross-checks: the check task's and the check I/O's inclusive cost, and the
   # srv_is_up() fetch (a static function: named only when HAProxy has symbols).
-  callgrind_annotate --inclusive=yes --threshold=100 "$dir/callgrind.out" >"$dir/annotate-inclusive.txt" 2>/dev/null || true
-  callgrind_annotate --threshold=100 "$dir/callgrind.out" >"$dir/annotate-self.txt" 2>/dev/null || true
+  callgrind_annotate --auto=no --inclusive=yes --threshold=100 "$dir/callgrind.out" >"$dir/annotate-inclusive.txt" 2>/dev/null || true
+  callgrind_annotate --auto=no --threshold=100 "$dir/callgrind.out" >"$dir/annotate-self.txt" 2>/dev/null || true
   local ir_chk ir_up
-  ir_chk=$(awk '/:(process_chk|srv_chk_io_cb)( |$)/ {gsub(/,/, "", $1); s += $1} END {print s + 0}' "$dir/annotate-inclusive.txt")
-  ir_up=$(awk -v f=":${FETCH_SYM:-smp_fetch_srv_is_up}" 'index($0, f " ") {gsub(/,/, "", $1); s += $1} END {print s + 0}' "$dir/annotate-inclusive.txt")
+  ir_chk=$(awk '!/=>/ && /:(process_chk|srv_chk_io_cb)( |$)/ {gsub(/,/, "", $1); s += $1} END {print s + 0}' "$dir/annotate-inclusive.txt")
+  ir_up=$(awk -v f=":${FETCH_SYM:-smp_fetch_srv_is_up}" '!/=>/ && index($0, f " ") {gsub(/,/, "", $1); s += $1} END {print s + 0}' "$dir/annotate-inclusive.txt")
 
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$round" "$mode" "$variant" "$kind" "$n" "$ir" "$checks" "$resp" "$non2xx" "$serr" "$stout" "$messages" "$spans" "$trees" "$ir_chk" "$ir_up" >>"$RESULTS"
@@ -274,56 +373,5 @@ for ((round = 1; round <= REPEATS; round++)); do
   done
 done
 
-# The table: per variant the instructions per check (idle runs); per mode
-# and variant the instructions per request, raw and with the checks off.
-node - "$RESULTS" "$N1" "$N2" "$IDLE1" "$IDLE2" <<'EOF'
-const [file, n1, n2, i1, i2] = process.argv.slice(2)
-const rows = require('fs').readFileSync(file, 'utf8').trim().split('\n')
-const head = rows.shift().split('\t')
-const runs = rows.map((l) => Object.fromEntries(l.split('\t').map((v, i) => [head[i], v])))
-const find = (rd, m, v, k, n) => runs.find((r) => r.round === String(rd) && r.mode === m && r.variant === v && r.kind === k && r.n === String(n))
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const h = s.length >> 1; return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2 }
-const signed = (x, d = 0) => (x >= 0 ? '+' : '') + x.toFixed(d)
-const variants = [...new Set(runs.map((r) => r.variant))]
-const rounds = [...new Set(runs.filter((r) => r.kind === 'req').map((r) => r.round))]
-const perCheck = {}
-for (const v of variants) {
-  const a = find(0, 'spoe', v, 'idle', i1), b = find(0, 'spoe', v, 'idle', i2)
-  if (!a || !b) continue
-  const dc = b.checks - a.checks
-  perCheck[v] = dc > 0 ? (b.Ir - a.Ir) / dc : NaN
-  console.log(`${v}: ${perCheck[v].toFixed(0)} instructions per health check, idle runs of ${i1} s and ${i2} s: ` +
-    `${a.checks} and ${b.checks} checks (${(dc / (i2 - i1)).toFixed(2)}/s), Ir ${a.Ir} and ${b.Ir}; ` +
-    `in process_chk + srv_chk_io_cb: ${((b.Ir_check_fns - a.Ir_check_fns) / dc).toFixed(0)} per check`)
-}
-console.log('')
-console.log('Instructions per request, (Ir(N2) - Ir(N1)) / (N2 - N1); "net": each run\'s health checks taken off (instructions per check x checks)')
-console.log('mode     variant    round  Ir/request      net  in srv_is_up  checks N1/N2  SPOE err/timeouts/non-2xx N1 N2')
-for (const m of new Set(runs.filter((r) => r.kind === 'req').map((r) => r.mode))) {
-  const per = {}
-  for (const v of variants) {
-    per[v] = []
-    for (const rd of rounds) {
-      const a = find(rd, m, v, 'req', n1), b = find(rd, m, v, 'req', n2)
-      if (!a || !b) continue
-      const raw = (b.Ir - a.Ir) / (n2 - n1)
-      const k = perCheck[v] ?? NaN
-      const net = (b.Ir - k * b.checks - (a.Ir - k * a.checks)) / (n2 - n1)
-      per[v].push({ raw, net })
-      const errs = [a, b].map((r) => `${r.spoe_err}/${r.spoe_tout}/${r.non2xx}` + (r.responses !== r.n || r.trees !== r.n ? ` (${r.responses} responses, ${r.trees} traces)` : '')).join(' ')
-      const up = (b.Ir_srv_is_up - a.Ir_srv_is_up) / (n2 - n1)
-      console.log(`${m.padEnd(8)} ${v.padEnd(10)} ${rd.padStart(5)}  ${raw.toFixed(0).padStart(10)}  ${net.toFixed(0).padStart(7)}  ${up.toFixed(1).padStart(12)}  ${(a.checks + '/' + b.checks).padStart(12)}  ${errs}`)
-    }
-  }
-  const g = per.guarded, u = per.unguarded
-  if (g?.length && u?.length) {
-    for (const key of ['raw', 'net']) {
-      const gm = median(g.map((x) => x[key])), um = median(u.map((x) => x[key]))
-      const spread = (xs) => `${Math.min(...xs.map((x) => x[key])).toFixed(0)}..${Math.max(...xs.map((x) => x[key])).toFixed(0)}`
-      console.log(`${m} ${key}: guarded ${gm.toFixed(0)} (${spread(g)}), unguarded ${um.toFixed(0)} (${spread(u)}), ` +
-        `guards ${signed(gm - um)} instructions/request (${signed(((gm - um) / um) * 100, 3)}%)`)
-    }
-  }
-}
-EOF
+summary
 log "runs: $RESULTS"
