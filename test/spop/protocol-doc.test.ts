@@ -45,7 +45,7 @@ t.test('every test vector of the document against the codec', async (t) => {
   for (const v of vectors) {
     const wire = dumps.get(v.id)
     if (wire === undefined) continue
-    t.test(`vector ${v.id}`, async (t) => {
+    await t.test(`vector ${v.id}`, async (t) => {
       t.equal(hexOf(wire), hexOf(v.wire), 'the dump is the fixture\'s bytes')
       t.equal(wire.readUInt32BE(0), wire.length - 4, 'its length prefix counts the bytes after it')
       t.same(decodeFrame(wire.subarray(4)), v.frame, 'decodes to the fixture\'s frame')
