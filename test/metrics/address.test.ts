@@ -32,7 +32,7 @@ t.test('refused, naming the option and what it accepts', async (t) => {
     t.equal(err.option, '--metrics-address', `"${bad}": the option is named`)
     t.match(err.message, /expected \[host:\]port .*unix:\/path or off/, `"${bad}": the usage is given`)
   }
-  t.throws(() => parseMetricsAddress('SPOA_METRICS_ADDRESS', 'x'), { option: 'SPOA_METRICS_ADDRESS' }, 'the name given is the one reported')
+  t.throws(() => parseMetricsAddress('SPOA_METRICS_ADDRESS', 'x'), { name: 'ConfigError', option: 'SPOA_METRICS_ADDRESS' }, 'the name given is the one reported')
 })
 
 t.test('formatAddress prints what parseMetricsAddress reads', async (t) => {

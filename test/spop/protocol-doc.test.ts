@@ -14,10 +14,15 @@ const DOC = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'ut
 /** The text under the heading that starts with `title`, up to the next heading of the same or a higher level. */
 function section(title: string): string {
   const lines = DOC.split('\n')
-  const start = lines.findIndex((l) => /^#{2,} /.test(l) && l.replace(/^#+ /, '').startsWith(title))
+  // Heading levels, 0 for other lines: a `#` inside a fenced block is a comment, not a heading.
+  let fenced = false
+  const levels = lines.map((l) => {
+    if (l.startsWith('```')) fenced = !fenced
+    return fenced ? 0 : (/^(#+) /.exec(l)?.[1]!.length ?? 0)
+  })
+  const start = lines.findIndex((l, i) => levels[i]! > 0 && l.replace(/^#+ /, '').startsWith(title))
   if (start < 0) throw new Error(`docs/PROTOCOL.md has no section "${title}"`)
-  const level = /^#+/.exec(lines[start]!)![0].length
-  const end = lines.findIndex((l, i) => i > start && /^#+ /.test(l) && /^#+/.exec(l)![0].length <= level)
+  const end = levels.findIndex((n, i) => i > start && n > 0 && n <= levels[start]!)
   return lines.slice(start + 1, end < 0 ? undefined : end).join('\n')
 }
 
@@ -30,7 +35,8 @@ function rows(text: string): string[][] {
     .map((l) => l.slice(1, -1).split('|').map((c) => c.trim()))
 }
 
-const annotated = (text: string): Buffer => bytes({ raw: [text] } as unknown as TemplateStringsArray)
+// bytes`...` reads the raw strings of its template: one string, no substitutions.
+const annotated = (text: string): Buffer => bytes(Object.assign([text], { raw: [text] }) as unknown as TemplateStringsArray)
 const hexOf = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
 t.test('every test vector of the document against the codec', async (t) => {

@@ -31,7 +31,7 @@ t.test('OTEL_PROPAGATORS', async (t) => {
     option: 'OTEL_PROPAGATORS',
     message: /unknown propagator "xray"; expected tracecontext, baggage, b3, b3multi, jaeger or none/,
   })
-  t.throws(() => propagatorsFrom('--propagators', 'ottrace'), { option: '--propagators' }, 'the option named is the one given')
+  t.throws(() => propagatorsFrom('--propagators', 'ottrace'), { name: 'ConfigError', option: '--propagators' }, 'the option named is the one given')
 })
 
 t.test('OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG', async (t) => {
@@ -60,7 +60,7 @@ t.test('OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG', async (t) => {
 
 t.test('samplerFrom and ratioFrom, for options and config files', async (t) => {
   t.equal(samplerFrom('--sampler', 'ALWAYS_ON'), 'always_on')
-  t.throws(() => samplerFrom('sampler', ''), { option: 'sampler' })
+  t.throws(() => samplerFrom('sampler', ''), { name: 'ConfigError', option: 'sampler' })
   t.equal(ratioFrom('--sampler-ratio', 1), 1, 'a number from a config file')
   t.equal(ratioFrom('--sampler-ratio', ' 0.001 '), 0.001)
   t.throws(() => ratioFrom('--sampler-ratio', 2), ConfigError)
@@ -88,5 +88,5 @@ t.test('span limits: OTEL_SPAN_* first, then the general OTEL_ATTRIBUTE_*, then 
   for (const bad of ['-1', '1.5', 'ten']) {
     t.throws(() => spanLimitsFromEnv({ OTEL_SPAN_LINK_COUNT_LIMIT: bad }, base), { option: 'OTEL_SPAN_LINK_COUNT_LIMIT', message: /an integer >= 0/ }, `"${bad}"`)
   }
-  t.throws(() => spanLimitsFromEnv({ OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: 'x', OTEL_ATTRIBUTE_COUNT_LIMIT: '3' }, base), { option: 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT' }, 'a bad span-specific value is not skipped for the general one')
+  t.throws(() => spanLimitsFromEnv({ OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: 'x', OTEL_ATTRIBUTE_COUNT_LIMIT: '3' }, base), { name: 'ConfigError', option: 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT' }, 'a bad span-specific value is not skipped for the general one')
 })
