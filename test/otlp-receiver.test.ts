@@ -1,5 +1,7 @@
-// The OTLP receiver helper against real payloads from the OpenTelemetry JS
-// http/json and http/protobuf exporters, plus hand-encoded edge cases.
+// The OTLP receiver helper against real payloads: OpenTelemetry JS's own
+// OTLP serializers (the bytes its http/json and http/protobuf exporters
+// send) posted by the agent's OTLP/HTTP transport, plus hand-encoded edge
+// cases.
 
 import { gzipSync } from 'node:zlib'
 import t, { type Test } from 'tap'
@@ -10,9 +12,8 @@ import {
   SpanStatusCode,
   trace,
 } from '@opentelemetry/api'
-import { ExportResultCode, TraceState, type ExportResult } from '@opentelemetry/core'
-import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http'
-import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto'
+import { TraceState } from '@opentelemetry/core'
+import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer'
 import { resourceFromAttributes } from '@opentelemetry/resources'
 import {
   BasicTracerProvider,
@@ -31,9 +32,11 @@ import {
   type ReceivedSpan,
   startOtlpReceiver,
 } from './helpers/otlp-receiver.js'
+import { OtlpHttpTransport, type SendResult } from '../src/export/otlp-http.js'
 
-type ExporterConfig = NonNullable<ConstructorParameters<typeof JsonExporter>[0]>
-type Exporter = JsonExporter | ProtoExporter
+interface Exporter {
+  export(spans: ReadableSpan[]): Promise<SendResult>
+}
 
 const TRACE = '0af7651916cd43dd8448eb211c80319c'
 const REMOTE_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736'
@@ -55,24 +58,32 @@ async function receiver(t: Test, opts: OtlpReceiverOptions = {}): Promise<OtlpRe
   return r
 }
 
-function exporter(t: Test, kind: 'json' | 'protobuf', url: string, extra: Partial<ExporterConfig> = {}): Exporter {
-  const e = kind === 'json' ? new JsonExporter({ url, ...extra }) : new ProtoExporter({ url, ...extra })
-  t.teardown(() => e.shutdown())
-  return e
+/** OpenTelemetry's serializer for the protocol, one request per export (the transport has its own timeout). */
+function exporter(t: Test, kind: 'json' | 'protobuf', url: string, compression: 'none' | 'gzip' = 'none'): Exporter {
+  const transport = new OtlpHttpTransport({
+    url,
+    contentType: kind === 'json' ? 'application/json' : 'application/x-protobuf',
+    headers: {},
+    compression,
+    timeoutMs: 5000,
+    maxConcurrent: 1,
+    userAgent: 'otlp-receiver-test',
+  })
+  t.teardown(() => transport.shutdown())
+  const serializer = kind === 'json' ? JsonTraceSerializer : ProtobufTraceSerializer
+  return {
+    export: (spans) => {
+      const body = serializer.serializeRequest(spans)
+      if (body === undefined) throw new Error(`${kind}: serialization failed`)
+      return transport.send(body)
+    },
+  }
 }
 
-function exportSpans(e: Exporter, spans: ReadableSpan[], ms = 5000): Promise<ExportResult> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`export not answered within ${ms} ms`)), ms)
-    e.export(spans, (res) => {
-      clearTimeout(timer)
-      resolve(res)
-    })
-  })
-}
+const exportSpans = (e: Exporter, spans: ReadableSpan[]): Promise<SendResult> => e.export(spans)
 
 // A fixed tree with deterministic ids and times, recorded in memory so the
-// very same ReadableSpans can be sent through both exporters.
+// very same ReadableSpans can be sent in both protocols.
 function recordTree(): ReadableSpan[] {
   let nextSpan = 0
   const memory = new InMemorySpanExporter()
@@ -247,7 +258,7 @@ const EXPECTED: ReceivedSpan[] = [
   }),
 ]
 
-t.test('real exporter payloads decode identically from http/json and http/protobuf', async (t) => {
+t.test('real OpenTelemetry payloads decode identically from http/json and http/protobuf', async (t) => {
   const spans = recordTree()
   t.equal(spans.length, 5, 'recorded the whole tree')
   const r = await receiver(t, { keepBodies: true })
@@ -256,7 +267,7 @@ t.test('real exporter payloads decode identically from http/json and http/protob
   for (const kind of ['json', 'protobuf'] as const) {
     r.clear()
     const res = await exportSpans(exporter(t, kind, r.tracesUrl), spans)
-    t.equal(res.code, ExportResultCode.SUCCESS, `${kind}: exporter reports success`)
+    t.equal(res.ok, true, `${kind}: the collector's answer is a success`)
     results[kind] = await r.waitForSpans(5)
     t.equal(r.requests.length, 1, `${kind}: one request`)
     const req = r.requests[0]!
@@ -273,9 +284,9 @@ t.test('real exporter payloads decode identically from http/json and http/protob
   t.equal(typeof results.protobuf![3]!.startTimeUnixNano, 'bigint', 'times are bigint ns')
 })
 
-t.test('bytes, kvlist, nested arrays and empty values through both exporters', async (t) => {
+t.test('bytes, kvlist, nested arrays and empty values in both protocols', async (t) => {
   const [span] = recordTree()
-  // The SDK drops non-primitive attributes, but the exporters' serializers
+  // The SDK drops non-primitive attributes, but the OTLP serializers
   // handle the full AnyValue; overlay them on a finished span to reach them.
   const attributes = {
     raw: new Uint8Array([0, 1, 0xfe, 0xff]),
@@ -294,39 +305,38 @@ t.test('bytes, kvlist, nested arrays and empty values through both exporters', a
   const r = await receiver(t)
   for (const kind of ['json', 'protobuf'] as const) {
     r.clear()
-    t.equal((await exportSpans(exporter(t, kind, r.tracesUrl), [odd])).code, ExportResultCode.SUCCESS, `${kind}: exported`)
+    t.equal((await exportSpans(exporter(t, kind, r.tracesUrl), [odd])).ok, true, `${kind}: exported`)
     const [got] = await r.waitForSpans(1)
     t.strictSame(got?.attributes, want, `${kind}: AnyValue variants`)
     t.ok(got?.attributes.raw instanceof Uint8Array && !Buffer.isBuffer(got.attributes.raw), `${kind}: bytes are a plain Uint8Array`)
   }
 })
 
-// What a backend stores, not what the SDK held: the JSON exporter writes
+// What a backend stores, not what the SDK held: the JSON serializer writes
 // integers unquoted with JSON.stringify, which prints the double 2^60 as its
 // shortest round-trip form 1152921504606847000, and collectors read int64
 // tokens digit by digit. Protobuf carries 2^60 exactly.
-t.test('2^60 through both exporters: what each wire format really carries', async (t) => {
+t.test('2^60 in both protocols: what each wire format really carries', async (t) => {
   const [span] = recordTree()
   const odd = Object.create(span!, { attributes: { value: { pow60: 2 ** 60 }, enumerable: true } }) as ReadableSpan
   const r = await receiver(t)
   const got: Record<string, AttrValue | undefined> = {}
   for (const kind of ['json', 'protobuf'] as const) {
     r.clear()
-    t.equal((await exportSpans(exporter(t, kind, r.tracesUrl), [odd])).code, ExportResultCode.SUCCESS, `${kind}: exported`)
+    t.equal((await exportSpans(exporter(t, kind, r.tracesUrl), [odd])).ok, true, `${kind}: exported`)
     got[kind] = (await r.waitForSpans(1))[0]?.attributes.pow60
   }
   t.equal(got.protobuf, 1152921504606846976n, 'protobuf: exactly 2^60')
   t.equal(got.json, 1152921504606847000n, 'json: the printed digits, read exactly')
 })
 
-t.test('gzip bodies from both exporters', async (t) => {
+t.test('gzip bodies in both protocols', async (t) => {
   const spans = recordTree()
   const r = await receiver(t, { keepBodies: true })
-  const gzip = 'gzip' as ExporterConfig['compression']
   for (const kind of ['json', 'protobuf'] as const) {
     r.clear()
-    const res = await exportSpans(exporter(t, kind, r.tracesUrl, { compression: gzip }), spans)
-    t.equal(res.code, ExportResultCode.SUCCESS, `${kind}: exported`)
+    const res = await exportSpans(exporter(t, kind, r.tracesUrl, 'gzip'), spans)
+    t.equal(res.ok, true, `${kind}: exported`)
     t.strictSame(await r.waitForSpans(5), EXPECTED, `${kind}+gzip: decodes to the expected spans`)
     const req = r.requests[0]!
     t.equal(req.encoding, 'gzip', `${kind}: request was gzip-encoded`)
@@ -348,10 +358,12 @@ t.test('503 with Retry-After rejects spans, then recovery', async (t) => {
   t.equal(raw.headers.get('retry-after'), '30', 'Retry-After header')
   t.equal(raw.headers.get('content-type'), 'application/x-protobuf', 'reply in the request encoding')
 
-  // The Retry-After is beyond the export timeout, so the exporter gives up
-  // after the one attempt instead of retrying.
-  const e = exporter(t, 'json', r.tracesUrl, { timeoutMillis: 3000 })
-  t.equal((await exportSpans(e, spans)).code, ExportResultCode.FAILED, 'exporter sees the failure')
+  // One attempt per send: retrying is the span queue's decision, with the collector's Retry-After.
+  const e = exporter(t, 'json', r.tracesUrl)
+  const failed = await exportSpans(e, spans)
+  t.equal(failed.ok, false, 'the sender sees the failure')
+  t.equal(failed.retryable, true, '503 is worth sending again')
+  t.equal(failed.retryAfterMs, 30_000, 'after the Retry-After')
   t.equal(r.spans.length, 0, 'rejected spans are not recorded')
   t.equal(r.rejectedRequests, 2, 'both requests counted as rejected')
   t.equal(r.acceptedRequests, 0)
@@ -362,7 +374,7 @@ t.test('503 with Retry-After rejects spans, then recovery', async (t) => {
   )
 
   r.setResponse()
-  t.equal((await exportSpans(e, spans)).code, ExportResultCode.SUCCESS, 'default response restored')
+  t.equal((await exportSpans(e, spans)).ok, true, 'default response restored')
   t.equal((await r.waitForSpans(5)).length, 5)
   t.equal(r.acceptedRequests, 1)
 })

@@ -2,22 +2,24 @@
 // from the 2.x line (Node 20) to 3.x (Node >= 22.15) is a version bump and
 // this one file. It builds ReadableSpan objects straight from our span
 // records (cheaper than going through a Tracer: no sampler, no context, no
-// per-span processor hooks, which all happened already in the agent), and it
-// makes the exporters: console and file, and the request bodies of OTLP
-// http/protobuf and http/json (sent by otlp-http.ts).
+// per-span processor hooks, which all happened already in the agent) for
+// OpenTelemetry's OTLP/JSON serializer, which the file exporter and OTLP
+// http/json use. OTLP http/protobuf bodies are our own (otlp-protobuf.ts);
+// both protocols are sent by our transport (otlp-http.ts). The SDK's trace
+// package is imported for its types only: nothing of it runs in the agent.
 
 import { openSync, writeSync, closeSync } from 'node:fs'
 import { type Attributes, type DiagLogger, diag, DiagLogLevel, type HrTime, type Link, SpanKind, type SpanContext } from '@opentelemetry/api'
 import { type ExportResult, ExportResultCode, TraceState } from '@opentelemetry/core'
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer'
 import { defaultResource, type Resource, resourceFromAttributes } from '@opentelemetry/resources'
-import { ConsoleSpanExporter, type ReadableSpan, type SpanExporter, type TimedEvent } from '@opentelemetry/sdk-trace-base'
+import type { ReadableSpan, SpanExporter, TimedEvent } from '@opentelemetry/sdk-trace-base'
 import type { FinishedSpan, SpanKindName } from '../tracing/types.js'
 import type { ExportConfig } from './config.js'
 import { createConsoleTreeExporter } from './console-tree.js'
 import { OtlpProtobufEncoder } from './otlp-protobuf.js'
 
-export { ExportResultCode, type ExportResult, type SpanExporter, type ReadableSpan }
+export { ExportResultCode, type ExportResult }
 
 const KINDS: Record<SpanKindName, SpanKind> = {
   internal: SpanKind.INTERNAL,
@@ -158,19 +160,6 @@ export class FileSpanExporter implements SpanExporter {
   async forceFlush(): Promise<void> {}
 }
 
-/** The exporters that write locally: console and file. OTLP goes out through otlp-http.ts. */
-export function createSpanExporter(c: ExportConfig): SpanExporter {
-  switch (c.exporter) {
-    case 'console':
-      return new ConsoleSpanExporter()
-    case 'file':
-      return new FileSpanExporter(c.file)
-    case 'otlp':
-    case 'none':
-      throw new Error(`the ${c.exporter} exporter has no SpanExporter`)
-  }
-}
-
 /** What an export worker drives for console and file: span records in, a result out. */
 export interface RecordExporter {
   export(records: FinishedSpan[], done: (r: ExportResult) => void): void
@@ -184,7 +173,8 @@ export interface RecordExporter {
  */
 export function createRecordExporter(c: ExportConfig, scope: { name: string; version: string }): RecordExporter {
   if (c.exporter === 'console') return createConsoleTreeExporter(c.resource)
-  const exporter = createSpanExporter(c)
+  if (c.exporter !== 'file') throw new Error(`the ${c.exporter} exporter has no local exporter`)
+  const exporter = new FileSpanExporter(c.file)
   const converter = new SpanConverter(c.resource, scope)
   return {
     export: (records, done) => exporter.export(converter.convert(records), done),
@@ -215,7 +205,7 @@ export function resourceDefaults(): Record<string, string> {
   return Object.fromEntries(Object.entries(defaultResource().attributes).map(([k, v]) => [k, String(v)]))
 }
 
-/** Routes the SDK's internal diagnostics (serializers, console exporter) to our logger, warnings and up. */
+/** Routes the SDK's internal diagnostics (the OTLP/JSON serializer's) to our logger, warnings and up. */
 export function routeDiagnostics(log: (level: 'warn' | 'error', msg: string) => void): void {
   const fmt = (msg: string, args: unknown[]): string =>
     [msg, ...args.map((a) => (a instanceof Error ? a.message : typeof a === 'string' ? a : JSON.stringify(a)))].join(' ')

@@ -1,5 +1,7 @@
-// SPOP wire constants (HAProxy doc/SPOE.txt, sections 3.1 and 3.2; see
-// ../shared/reference/spop-digest.md). Plain `as const` objects rather than
+// SPOP wire constants (HAProxy doc/SPOE.txt, sections 3.1 to 3.5; the
+// contributor's notes and test vectors are docs/PROTOCOL.md, whose tables of
+// frame types, data types and statuses are checked against these by
+// test/spop/protocol-doc.test.ts). Plain `as const` objects rather than
 // const enums: they give runtime names for log lines and still type-check as
 // unions, and they survive per-file transpilation (tap's loader).
 
@@ -57,7 +59,7 @@ export const VarScope = {
 } as const
 export type VarScope = (typeof VarScope)[keyof typeof VarScope]
 
-/** Status codes of HAPROXY-DISCONNECT / AGENT-DISCONNECT (SPOE.txt 3.4). */
+/** Status codes of HAPROXY-DISCONNECT / AGENT-DISCONNECT (SPOE.txt 3.5). */
 export const Status = {
   NORMAL: 0,
   IO: 1,

@@ -1,7 +1,8 @@
 // UTF-8 decoding of a byte range. Buffer#toString('utf8', start, end) checks
 // its arguments and dispatches on the encoding on every call; the internal
-// utf8Slice it ends up in is measurably cheaper on the NOTIFY hot path
-// (about 15% per short string). Guarded, in case a Node.js release drops it.
+// utf8Slice it ends up in skips both, which shows on the NOTIFY hot path
+// (docs/BENCHMARKS.md, history: the bare agent). Guarded, in case a Node.js
+// release drops it.
 
 type Slicer = (buf: Buffer, start: number, end: number) => string
 

@@ -39,15 +39,17 @@ import { valuesToAttribute, valuesToString, valueToString } from './values.js'
 // argument names instead of decoding a new string each time.
 internValuesOf(['span', 'child-of', 'follows-from', 'tag', 'baggage', 'log', 'finish', 'inject'])
 
-const enum Item {
-  NONE,
-  TAG,
-  BAGGAGE,
-  LOG,
-  FINISH,
+/** What the argument being read belongs to, until its last continuation. */
+const Item = {
+  NONE: 0,
+  TAG: 1,
+  BAGGAGE: 2,
+  LOG: 3,
+  FINISH: 4,
   /** An argument to ignore, with its continuations. */
-  SKIP,
-}
+  SKIP: 5,
+} as const
+type Item = (typeof Item)[keyof typeof Item]
 
 /**
  * Interprets messages one at a time. Not re-entrant (state lives in fields to
@@ -64,6 +66,8 @@ export class GrammarInterpreter {
   /** The last span= could not be resolved: its tags are dropped silently (already counted). */
   private unresolved = false
   private pendingName: string | null = null
+  /** Baggage extracted before the request's tree exists, added to it once it does. */
+  private pendingBaggage: Map<string, string> | null = null
   private item: Item = Item.NONE
   private itemKey = ''
   private itemValues: TypedValue[] = []
@@ -204,8 +208,6 @@ export class GrammarInterpreter {
       else this.addBaggage(tree, e.baggage)
     }
   }
-
-  private pendingBaggage: Map<string, string> | null = null
 
   private addBaggage(tree: Trace, baggage: Map<string, string>): void {
     tree.baggage = new Map([...(tree.baggage ?? []), ...baggage])

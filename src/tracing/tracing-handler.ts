@@ -7,12 +7,16 @@
 // messages wait, with the time they arrived, to be applied together every few
 // milliseconds. Why: at a few thousand NOTIFYs a second the agent wakes for
 // each one with cold caches, and the span work costs more one NOTIFY at a
-// time than in a run of them (the compact profile: 15% less agent CPU per
-// request, docs/BENCHMARKS.md); HAProxy also gets its ACK before that work
-// instead of after it. A NOTIFY with inject= is
-// answered from the span state: it first applies everything waiting before
-// it, in arrival order, then itself, so a request's events are applied in
-// the order they came whichever way they were answered.
+// time than in a run of them (measured in docs/BENCHMARKS.md, "Answer first,
+// trace in batches"); HAProxy also gets its ACK before that work instead of
+// after it. A NOTIFY with inject= is answered from the span state: it first
+// applies everything waiting before it, in arrival order, then itself, so a
+// request's events are applied in the order they came whichever way they
+// were answered.
+//
+// The batch timer is unref'd: waiting NOTIFYs never keep the process alive
+// on their own. Shutdown calls drain() before it ends the open trees, so
+// nothing answered is lost to an exit.
 
 import type { NotifyContext } from '../agent/index.js'
 import type { Action, Message } from '../spop/index.js'
@@ -87,7 +91,7 @@ export function createTracingHandler(store: TraceStore, clock: Clock, batch?: Ba
       waiting.push({ engineId: ctx.engineId, messages, nowUs })
       waitingBytes += ctx.size
       if (waiting.length >= batch.maxPending || waitingBytes >= batch.maxPendingBytes) drain()
-      else timer ??= setTimeout(drain, batch.delayMs)
+      else timer ??= setTimeout(drain, batch.delayMs).unref()
       return NO_ACTIONS
     }
     if (waiting.length > 0) drain()

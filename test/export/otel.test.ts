@@ -9,7 +9,7 @@ import { AlwaysOnSampler, BasicTracerProvider, InMemorySpanExporter, SimpleSpanP
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createOtlpEncoder, createSpanExporter, FileSpanExporter, SpanConverter } from '../../src/export/otel.js'
+import { createOtlpEncoder, createRecordExporter, FileSpanExporter, SpanConverter } from '../../src/export/otel.js'
 import { DEFAULT_EXPORT_CONFIG } from '../../src/export/config.js'
 import { decodeJsonRequest, decodeProtobufRequest } from '../helpers/otlp-receiver.js'
 import { tree } from '../helpers/spans.js'
@@ -109,20 +109,16 @@ t.test('OTLP request bodies in either protocol decode to the same spans', async 
   t.same(proto.map((s) => s.spanId), records.map((r) => r.spanId))
 })
 
-t.test('exporter factory: console, file; otlp (sent by otlp-http.ts) and none have no SpanExporter', async (t) => {
+t.test('local exporters: the file exporter for file; console, otlp and none are not OTel exporters', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'spoa-exp-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  t.throws(() => createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'otlp' }))
-  const console = createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'console' })
-  t.equal(console.constructor.name, 'ConsoleSpanExporter')
-  const lines: unknown[] = []
-  const orig = globalThis.console.dir
-  globalThis.console.dir = (x: unknown) => void lines.push(x)
-  const converter = new SpanConverter({ 'service.name': 'haproxy' }, scope)
-  const code = await new Promise<number>((resolve) => console.export(converter.convert(tree()), (r) => resolve(r.code)))
-  globalThis.console.dir = orig
+  const path = join(dir, 'f.jsonl')
+  const file = createRecordExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'file', file: path }, scope)
+  const code = await new Promise<number>((resolve) => file.export(tree(), (r) => resolve(r.code)))
   t.equal(code, 0)
-  t.equal(lines.length, 4, 'one printed record per span')
-  t.equal(createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'file', file: join(dir, 'f.jsonl') }).constructor.name, 'FileSpanExporter')
-  t.throws(() => createSpanExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'none' }))
+  await file.shutdown()
+  t.same(decodeJsonRequest(readFileSync(path, 'utf8').trim()).map((s) => s.name), ['root', 'child', 'follows', 'failed'], 'OTLP/JSON line')
+  // otlp is encoded by createOtlpEncoder and sent by otlp-http.ts; none starts no worker.
+  t.throws(() => createRecordExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'otlp' }, scope), /no local exporter/)
+  t.throws(() => createRecordExporter({ ...DEFAULT_EXPORT_CONFIG, exporter: 'none' }, scope), /no local exporter/)
 })

@@ -21,7 +21,7 @@ const notify = (sid: number | bigint = 1, fid: number | bigint = 1): Buffer =>
 const haproxyDisconnect = (kv: NamedValue[]): Buffer => encodeFrame({ type: 'haproxy-disconnect', flags: 1, streamId: 0, frameId: 0, kv })
 const status = (v: ReturnType<typeof tv.string>): NamedValue => ({ name: 'status-code', ...v })
 
-// 2^64 - 1 as a varint (spop-digest §2), and two encodings that do not fit in 64 bits.
+// 2^64 - 1 as a varint (docs/PROTOCOL.md, Varint), and two encodings that do not fit in 64 bits.
 const U64_MAX = bytes`ff f0 fe fe fe fe fe fe fe 0e`
 const TEN_BYTES_OVER = bytes`ff f0 fe fe fe fe fe fe fe 0f` // 2^64 - 1 + 2^60
 const ELEVEN_BYTES = bytes`ff ff ff ff ff ff ff ff ff ff 00`

@@ -31,7 +31,7 @@ import { eventually } from '../helpers/wait.js'
 const RUNS = 1000
 const MAX_CASES_PER_RUN = 10
 
-// Statuses an AGENT-DISCONNECT may carry, by state (SPOE.txt 3.4, spop-digest §9-10):
+// Statuses an AGENT-DISCONNECT may carry, by state (SPOE.txt 3.5, docs/PROTOCOL.md):
 // before the handshake, HELLO errors; after it, frame errors, and the
 // fragmentation ones only for the side that negotiated fragmentation.
 const BEFORE_HELLO = new Set([0, 3, 4, 5, 6, 8, 9])

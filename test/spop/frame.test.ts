@@ -14,7 +14,6 @@ import { vectors } from '../fixtures/frames.js'
 
 for (const v of vectors) {
   t.test(v.name, async (t) => {
-    if (v.digestHex) t.equal(v.wire.toString('hex'), v.digestHex, 'annotated bytes match the digest')
     t.equal(v.wire.readUInt32BE(0), v.wire.length - 4, 'length prefix counts the bytes after it')
     t.same(decodeFrame(v.wire.subarray(4)), v.frame, 'decode')
     t.same(encodeFrame(v.frame), v.wire, 'encode')
@@ -25,7 +24,7 @@ for (const v of vectors) {
 t.test('builders produce the golden frames', async (t) => {
   t.same(
     encodeFrame(agentHello({ version: '2.0', maxFrameSize: 16380, capabilities: ['pipelining'] })),
-    vectors.find((v) => v.name.startsWith('B:'))!.wire,
+    vectors.find((v) => v.id === 'B')!.wire,
     'agentHello = vector B',
   )
   t.same(

@@ -15,7 +15,7 @@ const decode = (b: Buffer): number | bigint => {
   return v
 }
 
-// The digest's table, plus the byte-count boundaries either side.
+// docs/PROTOCOL.md's table, plus the byte-count boundaries either side.
 const table: Array<[number | bigint, string]> = [
   [0, '00'],
   [1, '01'],

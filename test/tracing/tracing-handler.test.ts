@@ -81,6 +81,19 @@ t.test('maxPending: a full batch is applied at once, without waiting for the del
   t.equal(sink.spans.length, 4)
 })
 
+t.test('the batch timer keeps no process alive; drain() at shutdown applies what waits', async (t) => {
+  const { sink, tracing, notify } = setup({ delayMs: 60_000 })
+  // Only ref'd timers count as active resources.
+  const refTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+  const before = refTimers()
+  notify(m(id(), a('span', 'root'), a('finish', '*')))
+  t.equal(tracing.pending, 1, 'the NOTIFY waits for its batch')
+  t.equal(refTimers(), before, 'the batch timer is unref\'d')
+  tracing.drain()
+  t.equal(tracing.pending, 0)
+  t.equal(sink.spans.length, 1, 'applied by drain(), as at shutdown')
+})
+
 t.test('a NOTIFY that throws after its ACK is reported; the ones after it are still applied', async (t) => {
   class FailOnce extends MemorySink {
     failed = false
