@@ -1,5 +1,5 @@
 // The log intake's part of the configuration: its options (--log-intake,
-// repeatable, and its bounds), read by cli.ts through one hook so that the
+// repeatable, and its bounds), read by src/daemon/cli.ts through one hook so that the
 // command line's option table stays the one place options are declared.
 
 import { ConfigError } from '../../util/config-error.js'

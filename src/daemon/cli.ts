@@ -11,14 +11,14 @@ import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
 import yargs from 'yargs'
 import { type Config, DEFAULT_CONFIG, validateConfig } from './config.js'
-import { checkHeaders, endpointToTracesUrl, EXPORTERS, exportConfigFromEnv, parseKeyValueList, PROTOCOLS } from './export/config.js'
+import { checkHeaders, endpointToTracesUrl, EXPORTERS, exportConfigFromEnv, parseKeyValueList, PROTOCOLS } from '../export/config.js'
 import { type LogOptions, parseLogFile, parseLogLevel } from './logger.js'
-import { applyLogIntakeOption, LOG_INTAKE_OPTIONS } from './intake/log/config.js'
-import { parseMetricsAddress } from './metrics/address.js'
-import { type Capability, CAPABILITIES } from './spop/index.js'
-import { propagatorsFrom, ratioFrom, samplerFrom, spanLimitsFromEnv, tracingConfigFromEnv } from './tracing/config.js'
-import { ConfigError, ProblemList } from './util/config-error.js'
-import { DURATION_HELP, parseDuration } from './util/duration.js'
+import { applyLogIntakeOption, LOG_INTAKE_OPTIONS } from '../intake/log/config.js'
+import { parseMetricsAddress } from '../metrics/address.js'
+import { type Capability, CAPABILITIES } from '../spop/index.js'
+import { propagatorsFrom, ratioFrom, samplerFrom, spanLimitsFromEnv, tracingConfigFromEnv } from '../tracing/config.js'
+import { ConfigError, ProblemList } from '../util/config-error.js'
+import { DURATION_HELP, parseDuration } from '../util/duration.js'
 import { PACKAGE_DIR, VERSION } from './version.js'
 
 type Kind = 'string' | 'number' | 'boolean' | 'array'
@@ -108,7 +108,7 @@ export interface CliResult {
   config: Config
   log: LogOptions
   daemonize: boolean
-  /** --supervise / --no-supervise; null: decided by who launched us (src/supervisor.ts). */
+  /** --supervise / --no-supervise; null: decided by who launched us (supervisor.ts). */
   supervise: boolean | null
   pidfile: string | null
   /** Lines to log once at start (options accepted but meaningless here). */
