@@ -29,10 +29,10 @@
 
 import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
-import { type Config, DEFAULT_CONFIG, validateConfig } from '../src/config.js'
+import { type Config, DEFAULT_CONFIG, validateConfig } from '../src/daemon/config.js'
 import { EXPORTERS, type ExporterKind, type OtlpProtocol, PROTOCOLS } from '../src/export/config.js'
 import { parseLogAddress } from '../src/intake/log/index.js'
-import { startDaemon } from '../src/main.js'
+import { startDaemon } from '../src/daemon/main.js'
 import { onStdinCommands, readRss, readThreadCpu } from './child.js'
 import { num, parseFlags, str } from './cli-options.js'
 

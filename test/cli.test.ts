@@ -3,8 +3,8 @@
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import t from 'tap'
-import { parseCli } from '../src/cli.js'
-import { DEFAULT_CONFIG } from '../src/config.js'
+import { parseCli } from '../src/daemon/cli.js'
+import { DEFAULT_CONFIG } from '../src/daemon/config.js'
 
 const parse = (argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}) =>
   parseCli(argv, {

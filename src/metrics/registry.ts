@@ -24,7 +24,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram as PromHistogram, Registry } from 'prom-client'
 import { Status } from '../spop/index.js'
 import type { Histogram } from '../util/histogram.js'
-import { VERSION } from '../version.js'
 import { REJECT_REASONS as LOG_REJECT_REASONS } from '../intake/log/stats.js'
 import { exportFailingMs, readiness } from './readiness.js'
 import type { MetricsSource } from './source.js'
@@ -170,7 +169,7 @@ export function tracerRegistry(s: MetricsSource): Registry {
   const P = 'spoa_tracer_'
 
   const info = new Gauge<string>({ name: `${P}info`, help: 'Always 1; the version of the agent as a label.', labelNames: ['version'], registers: [reg] })
-  info.set({ version: VERSION }, 1)
+  info.set({ version: s.version }, 1)
   gauge(reg, `${P}ready`, '1 when /readyz answers 200, else 0.', () => (readiness(s).ready ? 1 : 0))
   counter(reg, `${P}agent_restarts_total`, 'Times the supervisor restarted the agent process, this one excluded (0 when not supervised).', () => s.agentRestarts ?? 0)
 

@@ -9,6 +9,8 @@ import type { LogIntakeStats } from '../intake/log/stats.js'
 import type { TracingStats } from '../tracing/stats.js'
 
 export interface MetricsSource {
+  /** The agent's version (spoa_tracer_info), given by the daemon that owns the package facts. */
+  readonly version: string
   readonly agent: { readonly stats: AgentStats; readonly listening: boolean }
   readonly store: { readonly size: number; readonly stats: TracingStats }
   readonly exportStats: ExportStats
@@ -18,7 +20,7 @@ export interface MetricsSource {
   readonly exporting: boolean
   /** /readyz turns 503 once exports have failed without a success for longer than this. */
   readonly readyExportFailureThresholdMs: number
-  /** Restarts of this agent's process by its supervisor (src/supervisor.ts) before this one; 0 when not supervised. */
+  /** Restarts of this agent's process by its supervisor (src/daemon/supervisor.ts) before this one; 0 when not supervised. */
   readonly agentRestarts?: number
   /** The log intake (--log-intake), when on. */
   readonly logIntake?: { readonly stats: LogIntakeStats; kernelDrops(): number } | null

@@ -8,8 +8,8 @@
 // on. HAProxy 3.x removed fragmentation: it fails such an event alone.
 
 import t, { type Test } from 'tap'
-import { type Config, DEFAULT_CONFIG } from '../../src/config.js'
-import { startDaemon } from '../../src/main.js'
+import { type Config, DEFAULT_CONFIG } from '../../src/daemon/config.js'
+import { startDaemon } from '../../src/daemon/main.js'
 import { freePort, haproxyAtLeast, haproxyVersion, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
 import { silentLogger } from '../helpers/logger.js'

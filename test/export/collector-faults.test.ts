@@ -5,8 +5,8 @@
 
 import { createServer, connect, type Server, type Socket } from 'node:net'
 import t from 'tap'
-import { DEFAULT_CONFIG } from '../../src/config.js'
-import { startDaemon } from '../../src/main.js'
+import { DEFAULT_CONFIG } from '../../src/daemon/config.js'
+import { startDaemon } from '../../src/daemon/main.js'
 import { freePort } from '../helpers/haproxy.js'
 import { percentile, SteadyLoad } from '../helpers/load.js'
 import { silentLogger } from '../helpers/logger.js'

@@ -8,8 +8,8 @@
 // as before (a request gets its 9 spans).
 
 import t from 'tap'
-import { DEFAULT_CONFIG } from '../../src/config.js'
-import { startDaemon } from '../../src/main.js'
+import { DEFAULT_CONFIG } from '../../src/daemon/config.js'
+import { startDaemon } from '../../src/daemon/main.js'
 import { NINE_SPAN_TREE } from '../../bench/flows/nine-span.js'
 import { freePort, type HaproxyProcess, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
 import { silentLogger } from '../helpers/logger.js'

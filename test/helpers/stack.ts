@@ -4,8 +4,8 @@
 // down with the test.
 
 import type { Test } from 'tap'
-import { type Config, DEFAULT_CONFIG } from '../../src/config.js'
-import { type Daemon, startDaemon } from '../../src/main.js'
+import { type Config, DEFAULT_CONFIG } from '../../src/daemon/config.js'
+import { type Daemon, startDaemon } from '../../src/daemon/main.js'
 import { freePort, type HaproxyProcess, startHaproxy } from './haproxy.js'
 import { silentLogger } from './logger.js'
 import { type Origin, startOrigin } from './origin.js'

@@ -85,7 +85,7 @@ t.test('npm pack builds the package and ships what it needs, nothing else', asyn
   tarball = join(work, info!.filename)
   t.ok(existsSync(tarball), info!.filename)
 
-  for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/spoa-tracer', 'dist/src/run.js', 'dist/src/cli.js', 'dist/src/export/worker.js',
+  for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/spoa-tracer', 'dist/src/daemon/run.js', 'dist/src/daemon/cli.js', 'dist/src/export/worker.js',
     'haproxy/README.md', 'haproxy/haproxy.cfg', 'haproxy/haproxy-mw.cfg', 'haproxy/haproxy-compact.cfg', 'haproxy/spoe.cfg',
     'haproxy/spoe-propagation.cfg', 'haproxy/spoe-compact.cfg', 'contrib/spoa-tracer.service', 'contrib/logrotate']) {
     t.ok(files.includes(f), `ships ${f}`)

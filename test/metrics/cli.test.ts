@@ -2,8 +2,8 @@
 // the config-file keys, precedence, and one-line errors naming the option.
 
 import t from 'tap'
-import { parseCli } from '../../src/cli.js'
-import { DEFAULT_CONFIG } from '../../src/config.js'
+import { parseCli } from '../../src/daemon/cli.js'
+import { DEFAULT_CONFIG } from '../../src/daemon/config.js'
 
 const parse = (argv: string[], files: Record<string, string> = {}) =>
   parseCli(argv, {

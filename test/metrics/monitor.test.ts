@@ -2,10 +2,10 @@
 
 import t from 'tap'
 import { nineSpanFlow } from '../../bench/flows/nine-span.js'
-import { DEFAULT_CONFIG } from '../../src/config.js'
+import { DEFAULT_CONFIG } from '../../src/daemon/config.js'
 import { DEFAULT_EXPORT_CONFIG } from '../../src/export/config.js'
-import { startDaemon } from '../../src/main.js'
-import { startMonitor } from '../../src/monitor.js'
+import { startDaemon } from '../../src/daemon/main.js'
+import { startMonitor } from '../../src/daemon/monitor.js'
 import { FakeHaproxy } from '../helpers/fake-haproxy.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
 import { startOtlpReceiver } from '../helpers/otlp-receiver.js'

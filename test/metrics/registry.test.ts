@@ -22,6 +22,7 @@ function source(over: Partial<MetricsSource> = {}) {
   const exportStats = new ExportStats()
   exportStats.workersUp = 1
   const s: MetricsSource = {
+    version: '0.0.0-test',
     agent,
     store,
     exportStats,

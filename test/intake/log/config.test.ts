@@ -2,7 +2,7 @@
 // the config file): addresses, repeats, defaults (off), bad values.
 
 import t from 'tap'
-import { parseCli } from '../../../src/cli.js'
+import { parseCli } from '../../../src/daemon/cli.js'
 
 const parse = (argv: string[], files: Record<string, string> = {}) =>
   parseCli(argv, {

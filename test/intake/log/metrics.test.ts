@@ -3,9 +3,9 @@
 
 import { createSocket } from 'node:dgram'
 import t from 'tap'
-import { DEFAULT_CONFIG } from '../../../src/config.js'
-import { startDaemon } from '../../../src/main.js'
-import { startMonitor } from '../../../src/monitor.js'
+import { DEFAULT_CONFIG } from '../../../src/daemon/config.js'
+import { startDaemon } from '../../../src/daemon/main.js'
+import { startMonitor } from '../../../src/daemon/monitor.js'
 import { http } from '../../helpers/http.js'
 import { captureLogger, silentLogger } from '../../helpers/logger.js'
 import { eventually } from '../../helpers/wait.js'

@@ -9,9 +9,9 @@
 import { closeSync, openSync } from 'node:fs'
 import { pino, type DestinationStream, type Level, type Logger } from 'pino'
 import pretty from 'pino-pretty'
-import { ConfigError } from './util/config-error.js'
-import { describeFsError } from './util/file-check.js'
-import { LogLimiter } from './util/log-limiter.js'
+import { ConfigError } from '../util/config-error.js'
+import { describeFsError } from '../util/file-check.js'
+import { LogLimiter } from '../util/log-limiter.js'
 
 export type LogFormat = 'json' | 'pretty'
 

@@ -14,36 +14,51 @@
 
 import { readdirSync, readFileSync } from 'node:fs'
 
-function stat(pid: number | string): { comm: string; ppid: number } | null {
+/** Where the checks look: this process, its parent, and the /proc that describes them (tests give their own). */
+export interface ProcView {
+  /** The proc filesystem: `${root}/${pid}/stat`. */
+  readonly root: string
+  readonly pid: number
+  /** Read at each check: it changes when the parent dies and the process is re-parented. */
+  ppid(): number
+}
+
+const SELF: ProcView = { root: '/proc', pid: process.pid, ppid: () => process.ppid }
+
+/** The command name and parent of a process, from /proc/PID/stat; null if it cannot be read. */
+export function procStat(pid: number | string, root = '/proc'): { comm: string; ppid: number } | null {
+  let s: string
   try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const close = s.lastIndexOf(')')
-    const comm = s.slice(s.indexOf('(') + 1, close)
-    const ppid = Number(s.slice(close + 2).split(' ')[1])
-    return { comm, ppid }
+    s = readFileSync(`${root}/${pid}/stat`, 'utf8')
   } catch {
     return null
   }
+  // "PID (COMM) STATE PPID ...": COMM may itself hold spaces and parentheses, so it ends at the last ')'.
+  const open = s.indexOf('(')
+  const close = s.lastIndexOf(')')
+  if (open < 0 || close < open) return null
+  const ppid = Number(s.slice(close + 2).split(' ')[1])
+  return Number.isInteger(ppid) ? { comm: s.slice(open + 1, close), ppid } : null
 }
 
 /** True when our parent process is HAProxy (its master, in master-worker mode). */
-export function parentIsHaproxy(): boolean {
-  return stat(process.ppid)?.comm === 'haproxy'
+export function parentIsHaproxy(proc: ProcView = SELF): boolean {
+  return procStat(proc.ppid(), proc.root)?.comm === 'haproxy'
 }
 
 /** HAProxy processes sharing our parent (its workers), or -1 if /proc cannot tell. */
-export function siblingHaproxyWorkers(): number {
+export function siblingHaproxyWorkers(proc: ProcView = SELF): number {
   let entries: string[]
   try {
-    entries = readdirSync('/proc')
+    entries = readdirSync(proc.root)
   } catch {
     return -1
   }
-  const parent = process.ppid
+  const parent = proc.ppid()
   let n = 0
   for (const e of entries) {
-    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57 || Number(e) === process.pid) continue
-    const s = stat(e)
+    if (!/^\d+$/.test(e) || Number(e) === proc.pid) continue
+    const s = procStat(e, proc.root)
     if (s !== null && s.ppid === parent && s.comm === 'haproxy') n++
   }
   return n
@@ -59,16 +74,16 @@ export interface ParentWatch {
  * Polls (cheaply, every `everyMs`) for the two conditions that end an agent
  * launched by HAProxy; calls `onGone` with the reason, once.
  */
-export function watchHaproxyParent(onGone: (reason: string) => void, everyMs = 500): ParentWatch {
-  const parent = process.ppid
+export function watchHaproxyParent(onGone: (reason: string) => void, everyMs = 500, proc: ProcView = SELF): ParentWatch {
+  const parent = proc.ppid()
   let softStopping = false
   let done = false
   const check = (): void => {
     if (done) return
-    if (process.ppid !== parent) {
+    if (proc.ppid() !== parent) {
       done = true
       onGone('the HAProxy master that launched the agent is gone')
-    } else if (softStopping && siblingHaproxyWorkers() === 0) {
+    } else if (softStopping && siblingHaproxyWorkers(proc) === 0) {
       done = true
       onGone('HAProxy soft-stop: no HAProxy worker left')
     }

@@ -2,17 +2,17 @@
 // Defaults live here; cli.ts layers flags, OTEL_* variables and the config
 // file on top (in that order of precedence) and calls validateConfig().
 
-import type { ConnectionTimeouts, ListenAddress } from './agent/index.js'
-import { DEFAULT_TIMEOUTS } from './agent/index.js'
-import { type ExportConfig, DEFAULT_EXPORT_CONFIG, validateExportConfig } from './export/config.js'
-import { DEFAULT_LOG_INTAKE_CONFIG, type LogIntakeConfig } from './intake/log/config.js'
-import type { Capability } from './spop/index.js'
-import { MIN_MAX_FRAME_SIZE } from './spop/index.js'
-import { DEFAULT_TRACING_CONFIG, type TracingConfig } from './tracing/config.js'
-import { DEFAULT_SPAN_LIMITS, type SpanLimits } from './tracing/trace.js'
-import { DEFAULT_TREE_LIMITS, type TreeLimits } from './tracing/trace-store.js'
-import { ConfigError } from './util/config-error.js'
-import { redactHeaders, redactUrl } from './util/redact.js'
+import type { ConnectionTimeouts, ListenAddress } from '../agent/index.js'
+import { DEFAULT_TIMEOUTS } from '../agent/index.js'
+import { type ExportConfig, DEFAULT_EXPORT_CONFIG, validateExportConfig } from '../export/config.js'
+import { DEFAULT_LOG_INTAKE_CONFIG, type LogIntakeConfig } from '../intake/log/config.js'
+import type { Capability } from '../spop/index.js'
+import { MIN_MAX_FRAME_SIZE } from '../spop/index.js'
+import { DEFAULT_TRACING_CONFIG, type TracingConfig } from '../tracing/config.js'
+import { DEFAULT_SPAN_LIMITS, type SpanLimits } from '../tracing/trace.js'
+import { DEFAULT_TREE_LIMITS, type TreeLimits } from '../tracing/trace-store.js'
+import { ConfigError } from '../util/config-error.js'
+import { redactHeaders, redactUrl } from '../util/redact.js'
 
 export interface Config {
   listen: ListenAddress

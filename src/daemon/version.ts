@@ -1,6 +1,6 @@
 // The package: its version and the directory it is installed in (the one
 // holding package.json, bin/, haproxy/ and contrib/), found by walking up from
-// this module: it sits one level higher in dist/ than in src/.
+// this module (src/daemon/ in a checkout, dist/src/daemon/ once built).
 
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'

@@ -5,18 +5,18 @@
 // let the workers finish exporting.
 
 import type { Logger } from 'pino'
-import { AgentServer, type ListenAddress, type NotifyHandler } from './agent/index.js'
+import { AgentServer, type ListenAddress, type NotifyHandler } from '../agent/index.js'
 import type { Config } from './config.js'
-import { ExportPool } from './export/pool.js'
-import { SpanQueue } from './export/span-queue.js'
-import { ExportStats } from './export/stats.js'
-import { LogIntake } from './intake/log/index.js'
-import { MetricsServer } from './metrics/server.js'
+import { ExportPool } from '../export/pool.js'
+import { SpanQueue } from '../export/span-queue.js'
+import { ExportStats } from '../export/stats.js'
+import { LogIntake } from '../intake/log/index.js'
+import { MetricsServer } from '../metrics/server.js'
 import { listenProblem, StartError } from './preflight.js'
-import { ConfigError } from './util/config-error.js'
-import { type Clock, SystemClock } from './tracing/clock.js'
-import { TraceStore } from './tracing/trace-store.js'
-import { createTracingHandler, type TracingHandler } from './tracing/tracing-handler.js'
+import { ConfigError } from '../util/config-error.js'
+import { type Clock, SystemClock } from '../tracing/clock.js'
+import { TraceStore } from '../tracing/trace-store.js'
+import { createTracingHandler, type TracingHandler } from '../tracing/tracing-handler.js'
 import { VERSION } from './version.js'
 
 /**
@@ -140,6 +140,7 @@ export async function startDaemon(
     if (metricsAddress !== null) {
       metrics = await MetricsServer.start(metricsAddress, {
         source: {
+          version: VERSION,
           agent,
           store,
           exportStats,

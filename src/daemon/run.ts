@@ -2,7 +2,7 @@
 // checked before serving (--check stops there), log, start, write the
 // pidfile, handle signals (SIGTERM/SIGINT: graceful stop, a second one exits
 // at once; SIGHUP: reopen the log file), stop after -r, daemonize with -D,
-// or become the supervisor that runs the daemon's process (src/supervisor.ts).
+// or become the supervisor that runs the daemon's process (supervisor.ts).
 // Exit codes: 0 stopped normally (or --check found nothing wrong), 1 could
 // not start for a reason outside the configuration (an address in use) or
 // crashed, 2 bad configuration: a value, file or address that cannot work.
@@ -16,12 +16,12 @@ import { parentIsHaproxy, watchHaproxyParent } from './haproxy-parent.js'
 import { createLogger, type LogHandle } from './logger.js'
 import { type Daemon, startDaemon } from './main.js'
 import { startMonitor } from './monitor.js'
-import { formatAddress } from './metrics/address.js'
+import { formatAddress } from '../metrics/address.js'
 import { preflight, StartError } from './preflight.js'
 import { shouldSupervise, supervise, supervisedBy, watchSupervisor } from './supervisor.js'
-import { ConfigError } from './util/config-error.js'
-import { describeFsError } from './util/file-check.js'
-import { redactHeaders, redactUrl } from './util/redact.js'
+import { ConfigError } from '../util/config-error.js'
+import { describeFsError } from '../util/file-check.js'
+import { redactHeaders, redactUrl } from '../util/redact.js'
 import { VERSION } from './version.js'
 
 const DETACHED_ENV = 'SPOA_TRACER_DETACHED'

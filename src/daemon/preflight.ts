@@ -9,13 +9,13 @@ import { lookup } from 'node:dns/promises'
 import { lstatSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
-import type { ListenAddress } from './agent/index.js'
+import type { ListenAddress } from '../agent/index.js'
 import type { Config } from './config.js'
 import type { LogOptions } from './logger.js'
-import { formatAddress } from './metrics/address.js'
-import { ConfigError } from './util/config-error.js'
-import { describeFsError, writableDirProblem, writableFileProblem } from './util/file-check.js'
-import { redactUrl } from './util/redact.js'
+import { formatAddress } from '../metrics/address.js'
+import { ConfigError } from '../util/config-error.js'
+import { describeFsError, writableDirProblem, writableFileProblem } from '../util/file-check.js'
+import { redactUrl } from '../util/redact.js'
 
 /** A start that failed for a reason that is not a bad value (a port in use): exit status 1, one line. */
 export class StartError extends Error {

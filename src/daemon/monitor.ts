@@ -5,7 +5,7 @@
 
 import type { Logger } from 'pino'
 import type { Daemon } from './main.js'
-import { HistogramWindow } from './metrics/window.js'
+import { HistogramWindow } from '../metrics/window.js'
 
 export interface Snapshot {
   connections: number
