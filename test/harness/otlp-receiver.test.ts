@@ -30,7 +30,7 @@ import {
   OtlpStatusCode,
   type ReceivedSpan,
   startOtlpReceiver,
-} from './helpers/otlp-receiver.js'
+} from '../../harness/otlp-receiver.js'
 
 type ExporterConfig = NonNullable<ConstructorParameters<typeof JsonExporter>[0]>
 type Exporter = JsonExporter | ProtoExporter
