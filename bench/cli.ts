@@ -1,93 +1,99 @@
-// A tiny flag parser for the bench commands: `--name value`, `--name=value`
-// and bare boolean `--flag`, checked against a spec so a typo fails loudly
-// instead of silently benchmarking the defaults. Hand-rolled because the bench
-// scripts should start fast and stay readable on their own.
+// The benchmarks' command line, on yargs like the agent's: each command is
+// its name, its options (yargs option definitions, defaults shown in
+// --help), help text, and what it runs. Unknown options and values that are
+// not numbers fail loudly instead of silently benchmarking the defaults; the
+// checks between options throw UsageError, which prints the command's help.
 
-export type FlagKind = 'number' | 'string' | 'boolean'
-export type FlagSpec = Record<string, { kind: FlagKind; help: string }>
-export type FlagValues = Record<string, string | number | boolean>
+import yargs, { type Argv, type Options } from 'yargs'
 
 export class UsageError extends Error {}
 
-export function parseFlags(argv: readonly string[], spec: FlagSpec): FlagValues {
-  const out: FlagValues = {}
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument: ${arg}`)
-    const eq = arg.indexOf('=')
-    const name = eq > 0 ? arg.slice(2, eq) : arg.slice(2)
-    const def = spec[name]
-    if (!def) throw new UsageError(`unknown option --${name}`)
-    if (def.kind === 'boolean') {
-      out[name] = eq > 0 ? arg.slice(eq + 1) !== 'false' : true
-      continue
-    }
-    let raw: string | undefined
-    if (eq > 0) raw = arg.slice(eq + 1)
-    else raw = argv[++i]
-    if (raw === undefined) throw new UsageError(`--${name} needs a value`)
-    if (def.kind === 'number') {
-      const n = Number(raw)
-      if (raw.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name}: not a number: ${raw}`)
-      out[name] = n
-    } else {
-      out[name] = raw
-    }
-  }
-  return out
+export type OptionSpec = Record<string, Options>
+/** Parsed options: yargs' argv, read through num/str/bool. */
+export type Args = Record<string, unknown>
+
+export interface BenchCommand {
+  name: string
+  /** One line for the list of commands. */
+  describe: string
+  options: OptionSpec
+  /** More help, after the options. */
+  epilogue?: string
+  examples?: ReadonlyArray<readonly [string, string]>
+  /** The exit status: 0 when every check passed. */
+  run(a: Args): Promise<number>
 }
 
-export function usageLines(spec: FlagSpec): string[] {
-  return Object.entries(spec).map(([name, d]) => {
-    const flag = d.kind === 'boolean' ? `--${name}` : `--${name} <${d.kind === 'number' ? 'n' : 'value'}>`
-    return `  ${flag.padEnd(26)} ${d.help}`
-  })
+/** A number option at least `min` (every bench knob is a count or a duration). */
+export function num(a: Args, name: string, min = 0): number {
+  const x = a[name]
+  if (typeof x !== 'number' || Number.isNaN(x)) throw new UsageError(`--${name}: not a number: ${String(x)}`)
+  if (x < min) throw new UsageError(`--${name} must be at least ${min}`)
+  return x
 }
 
-/** A number flag, with a default and a lower bound (every bench knob is a count or a duration). */
-export function num(v: FlagValues, name: string, dflt: number, min = 0): number {
-  const x = v[name]
-  const n = typeof x === 'number' ? x : dflt
-  if (n < min) throw new UsageError(`--${name} must be at least ${min}`)
-  return n
-}
-
-export function str(v: FlagValues, name: string): string | undefined {
-  const x = v[name]
+export function str(a: Args, name: string): string | undefined {
+  const x = a[name]
   return typeof x === 'string' ? x : undefined
 }
 
-export function bool(v: FlagValues, name: string): boolean {
-  return v[name] === true
+export function bool(a: Args, name: string): boolean {
+  return a[name] === true
 }
 
-/** `usage: npm run bench -- <name> [options]` and the option lines. */
-export function commandUsage(name: string, spec: FlagSpec): string {
-  return `usage: npm run bench -- ${name} [options]\n${usageLines(spec).join('\n')}`
-}
+const width = (): number => Math.min(110, process.stdout.columns || 100)
 
 /**
- * The command-line front of a bench command: `--help` prints `help`; a bad
- * flag or value (a UsageError from parsing or from `build`) prints the
- * problem and `help`. Either way the command returns `exit` at once;
- * otherwise `value` is what `build` made of the flags.
+ * Runs the command named by argv[0] with the rest of argv; resolves with the
+ * exit status (2 for a usage error, after the problem and the help).
  */
-export function parseCommand<T>(
-  name: string,
-  argv: readonly string[],
-  spec: FlagSpec,
-  help: string,
-  build: (v: FlagValues) => T,
-): { value: T } | { exit: number } {
-  if (argv.includes('--help')) {
-    console.log(help)
-    return { exit: 0 }
+export async function runCommands(argv: readonly string[], commands: readonly BenchCommand[], epilogue: string): Promise<number> {
+  let status = 0
+  let y: Argv = yargs([...argv])
+    .scriptName('npm run bench --')
+    .usage('$0 <command> [options]')
+    .strict()
+    .version(false)
+    .help()
+    .exitProcess(false)
+    .wrap(width())
+    .demandCommand(1, 'which benchmark? (a command)')
+    .epilogue(epilogue)
+    .fail((msg, err, parser) => {
+      if (err && !(err instanceof UsageError)) throw err
+      console.error(`${msg ?? err?.message}\n`)
+      parser.showHelp('error')
+      status = 2
+    })
+  for (const c of commands) {
+    let sub: Argv | null = null
+    y = y.command(
+      c.name,
+      c.describe,
+      (cy) => {
+        sub = cy.options(c.options).epilogue(c.epilogue ?? '')
+        for (const [cmd, what] of c.examples ?? []) sub = sub.example(cmd, what)
+        return sub
+      },
+      async (a) => {
+        try {
+          status = await c.run(a as Args)
+        } catch (err) {
+          if (!(err instanceof UsageError)) throw err
+          console.error(`${c.name}: ${err.message}\n`)
+          sub?.showHelp('error')
+          status = 2
+        }
+      },
+    )
   }
-  try {
-    return { value: build(parseFlags(argv, spec)) }
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    console.error(`${name}: ${err.message}\n\n${help}`)
-    return { exit: 2 }
-  }
+  await y.parseAsync()
+  return status
+}
+
+/** The options of a child process (its parent is the harness: any problem is a bug, thrown). */
+export function parseChildArgs(argv: readonly string[], options: OptionSpec): Args {
+  return yargs([...argv]).options(options).strict().version(false).help(false).exitProcess(false).fail((msg, err) => {
+    throw err ?? new UsageError(msg)
+  }).parseSync() as Args
 }
