@@ -130,7 +130,7 @@ class PbReader {
       if (no === 0) fail('protobuf: field number 0')
       const before = r.pos
       onField(no, r)
-      if (r.pos === before) throw new Error(`otlp-receiver bug: field ${no} not consumed`)
+      if (r.pos === before) throw new Error(`otlp-decode bug: field ${no} not consumed`)
     }
   }
 

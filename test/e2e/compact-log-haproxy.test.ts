@@ -25,7 +25,7 @@ import { get } from '../helpers/http.js'
 import { silentLogger } from '../helpers/logger.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
 import { OtlpSpanKind, type OtlpReceiver, startOtlpReceiver } from '../../harness/otlp-receiver.js'
-import { eventually, sleep } from '../../harness/wait.js'
+import { eventually } from '../../harness/wait.js'
 
 const bin = requireHaproxy(t)
 const skip = bin === null

@@ -85,8 +85,7 @@ t.test('SIGKILL of HAProxy mid-traffic: orphaned trees reaped, a new HAProxy ser
     for (let n = 0; quickRunning; n++) if ((await get(port1, `/quick/${w}/${n}`)) === 200) quickOk++
   })
   t.ok(await eventually(() => daemon.store.size >= SLOW, 5000), `the ${SLOW} slow requests have open trees`)
-  await new Promise((r) => setTimeout(r, 300)) // quick traffic flowing meanwhile
-  t.ok(quickOk > 0, `quick requests are served alongside (${quickOk} so far)`)
+  t.ok(await eventually(() => quickOk >= 10, 10_000), `quick requests are served alongside (${quickOk} so far)`)
   const openAtKill = daemon.store.size
   const live = [...daemon.agent.connections].filter((c) => c.state === 'ready').length
   const closedBefore = stats.closedWithoutDisconnect

@@ -9,13 +9,13 @@
 
 import type { ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
-import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { Test } from 'tap'
 import { type Haproxy, startHaproxy } from '../../harness/haproxy.js'
 import { freePort, waitForPort } from '../../harness/ports.js'
 import { type Proc, spawnTracked } from '../../harness/process.js'
 import { median } from '../../harness/report.js'
+import { BIN } from './agent-process.js'
 import { type Origin, startOrigin } from './origin.js'
 import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../../harness/otlp-receiver.js'
 import { eventually } from '../../harness/wait.js'
@@ -42,7 +42,6 @@ export const ADDED_MS = 5
 /** Tracing is back within this long after the agent is. */
 export const RESUME_MS = 8000
 
-export const BIN = join(process.cwd(), 'bin', 'spoa-tracer')
 
 /** Lines of a child's stdout and stderr, each with the performance.now() it arrived at. */
 export class Lines {
