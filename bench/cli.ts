@@ -27,7 +27,7 @@ export interface BenchCommand {
 /** A number option at least `min` (every bench knob is a count or a duration). */
 export function num(a: Args, name: string, min = 0): number {
   const x = a[name]
-  if (typeof x !== 'number' || Number.isNaN(x)) throw new UsageError(`--${name}: not a number: ${String(x)}`)
+  if (typeof x !== 'number' || Number.isNaN(x)) throw new UsageError(`--${name}: not a number`)
   if (x < min) throw new UsageError(`--${name} must be at least ${min}`)
   return x
 }
@@ -49,6 +49,8 @@ const width = (): number => Math.min(110, process.stdout.columns || 100)
  */
 export async function runCommands(argv: readonly string[], commands: readonly BenchCommand[], epilogue: string): Promise<number> {
   let status = 0
+  // --help prints and stops: no command runs, and what is missing is no error.
+  const help = argv.includes('--help') || argv.includes('-h')
   let y: Argv = yargs([...argv])
     .scriptName('npm run bench --')
     .usage('$0 <command> [options]')
@@ -61,6 +63,7 @@ export async function runCommands(argv: readonly string[], commands: readonly Be
     .epilogue(epilogue)
     .fail((msg, err, parser) => {
       if (err && !(err instanceof UsageError)) throw err
+      if (help) return
       console.error(`${msg ?? err?.message}\n`)
       parser.showHelp('error')
       status = 2

@@ -10,7 +10,8 @@
 //     its port and cuts its connections) and comes back. HAProxy must not
 //     notice: the ACK latency during the outage (p99 within 50 ms) and the
 //     agent's heap growth (within 150 MB: the queue's bound) are measured,
-//     the spans dropped counted, and the time export takes to recover.
+//     the spans dropped counted, the time export takes to recover (its first
+//     success) and to work off what it held (its retries wait their backoff).
 
 import { fileURLToPath } from 'node:url'
 import { LatencyHistogram } from '../harness/latency-histogram.js'
@@ -18,7 +19,7 @@ import { guardChildren } from '../harness/process.js'
 import { fmt } from '../harness/report.js'
 import { SteadyLoad } from '../harness/steady-load.js'
 import { sleep, waitUntil } from '../harness/wait.js'
-import { type Args, type BenchCommand, bool, num } from './cli.js'
+import { type BenchCommand, bool, num } from './cli.js'
 import { JsonLineChild } from './json-line-child.js'
 import { clockTicksPerSec } from './proc-stats.js'
 import type { TracingAgentUsage } from './tracing-agent-process.js'
@@ -232,15 +233,27 @@ async function outage(o: SoakOptions, agent: JsonLineChild, sink: JsonLineChild,
   } catch (err) {
     errors.push((err as Error).message)
   }
+  // The backlog worked off: the agent holds no more than a tenth of what it held at most.
+  let drainedMs = NaN
+  try {
+    await waitUntil(async () => {
+      const u = await usage(agent)
+      return u.export.queueDepth + u.export.inFlight <= heldMax / 10
+    }, RECOVERY_BOUND_MS, 'the backlog worked off after the outage', 250)
+    drainedMs = Date.now() - backAt
+  } catch (err) {
+    errors.push((err as Error).message)
+  }
+  const u15 = await usage(agent)
   await sleep(OUTAGE_MARGIN_S * 1000, load.stopped)
   sampling.stop()
   const r = await load.stop()
   errors.push(...r.errors)
   const after = load.latency
-  const u2 = await usage(agent)
 
   const dropped = (u: TracingAgentUsage): Record<string, number> => ({ ...u.export.spansDropped, ...prefixed('tracing.', u.tracing.spansDropped) })
-  const droppedDuring = diff(dropped(u2), dropped(u0))
+  const droppedDuring = diff(dropped(u1), dropped(u0))
+  const droppedAfter = diff(dropped(u15), dropped(u1))
   const p99 = during.quantile(0.99) / 1000
   const heapGrowthMb = (heapMax - u0.heapUsedBytes) / 1048576
   const summary = {
@@ -256,14 +269,17 @@ async function outage(o: SoakOptions, agent: JsonLineChild, sink: JsonLineChild,
     rssGrowthMb: mb(rssMax - u0.rssBytes),
     heldSpansMax: heldMax,
     spansDropped: droppedDuring,
+    spansDroppedUntilWorkedOff: droppedAfter,
     failingDuringOutage: u1.export.failing,
     recoveredS: Number.isNaN(recoveredMs) ? null : Math.round(recoveredMs / 100) / 10,
+    workedOffS: Number.isNaN(drainedMs) ? null : Math.round(drainedMs / 100) / 10,
   }
   const verdicts = [
     `target: ACK p99 during the outage <= ${TARGET_OUTAGE_ACK_P99_MS} ms: ${p99 <= TARGET_OUTAGE_ACK_P99_MS ? 'met' : 'NOT met'} (${fmt(p99, 2)} ms over ${fmt(during.count)} ACKs)`,
     `target: agent heap growth during the outage <= ${TARGET_OUTAGE_HEAP_GROWTH_MB} MB: ${heapGrowthMb <= TARGET_OUTAGE_HEAP_GROWTH_MB ? 'met' : 'NOT met'} (${fmt(heapGrowthMb, 1)} MB; RSS ${fmt(summary.rssGrowthMb)} MB; at most ${fmt(heldMax)} spans held)`,
     `check: the exporter said it was failing: ${u1.export.failing ? 'yes' : 'NO'}; spans dropped ${JSON.stringify(droppedDuring)}`,
     `check: export recovered by itself: ${Number.isNaN(recoveredMs) ? 'NO' : `yes, ${fmt(recoveredMs / 1000, 1)} s after the collector came back`}`,
+    `backlog: worked off ${Number.isNaN(drainedMs) ? 'NOT within the bound' : `${fmt(drainedMs / 1000, 1)} s after the collector came back`}; spans dropped meanwhile ${JSON.stringify(droppedAfter)}`,
   ]
   if (o.json) console.log(JSON.stringify({ ...summary, verdicts }))
   else {
