@@ -14,7 +14,8 @@
 
 import { pino } from 'pino'
 import { AgentServer, type ListenAddress } from '../src/agent/index.js'
-import { bool, num, parseFlags, str } from './cli-options.js'
+import { bool, num, parseChildArgs, str } from './cli.js'
+import { print } from './json-line-child.js'
 
 export interface AgentUsage {
   type: 'usage'
@@ -28,14 +29,14 @@ export interface AgentUsage {
   protocolErrors: number
 }
 
-const flags = parseFlags(process.argv.slice(2), {
-  host: { kind: 'string', help: 'address to listen on' },
-  port: { kind: 'number', help: 'port (0: any free one)' },
-  unix: { kind: 'string', help: 'unix socket path instead of TCP' },
-  'exit-with-stdin': { kind: 'boolean', help: 'exit when stdin closes' },
+const flags = parseChildArgs(process.argv.slice(2), {
+  host: { type: 'string', default: '127.0.0.1', describe: 'address to listen on' },
+  port: { type: 'number', default: 0, describe: 'port (0: any free one)' },
+  unix: { type: 'string', describe: 'unix socket path instead of TCP' },
+  'exit-with-stdin': { type: 'boolean', describe: 'exit when stdin closes' },
 })
 const unix = str(flags, 'unix')
-const listen: ListenAddress = unix ? { path: unix } : { host: str(flags, 'host') ?? '127.0.0.1', port: num(flags, 'port', 0) }
+const listen: ListenAddress = unix ? { path: unix } : { host: str(flags, 'host')!, port: num(flags, 'port') }
 
 const server = new AgentServer({
   handler: () => [],
@@ -43,10 +44,6 @@ const server = new AgentServer({
   listen,
   capabilities: ['pipelining'],
 })
-
-function print(obj: object): void {
-  process.stdout.write(`${JSON.stringify(obj)}\n`)
-}
 
 function report(): void {
   const cpu = process.cpuUsage()

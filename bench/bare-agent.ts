@@ -15,28 +15,19 @@ import { mkdirSync, readdirSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { guardChildren } from '../harness/process.js'
+import { type Column, fmt, medianRecord, tableLine } from '../harness/report.js'
 import type { AgentUsage } from './agent-process.js'
-import { clockTicksPerSec, fmt, guardChildren, JsonLineChild, type MachineCpu, median, readMachineCpu } from './child.js'
-import { bool, commandUsage, type FlagSpec, type FlagValues, num, parseCommand, str } from './cli-options.js'
+import { type Args, type BenchCommand, bool, num, str } from './cli.js'
+import { JsonLineChild } from './json-line-child.js'
 import { defaultFlow } from './notify-template.js'
-import { formatErrors, LOADGEN_FLAGS, type LoadgenResult, loadShape, runLoadgen } from './spop-loadgen.js'
+import { clockTicksPerSec, type MachineCpu, readMachineCpu } from './proc-stats.js'
+import { formatErrors, LOAD_OPTIONS, type LoadgenResult, type LoadShape, loadShape, NOTIFY_OPTIONS, runLoadgen } from './spop-loadgen.js'
 
 /** The project's target for this benchmark. */
 const TARGET_FRAMES_PER_SEC = 300_000
 
 const AGENT_SCRIPT = fileURLToPath(new URL('./agent-process.js', import.meta.url))
-
-export const BARE_FLAGS: FlagSpec = {
-  connections: LOADGEN_FLAGS.connections!,
-  depth: LOADGEN_FLAGS.depth!,
-  duration: LOADGEN_FLAGS.duration!,
-  warmup: LOADGEN_FLAGS.warmup!,
-  args: LOADGEN_FLAGS.args!,
-  messages: LOADGEN_FLAGS.messages!,
-  runs: { kind: 'number', help: 'runs, each with a fresh agent process; the median is printed too (default 3)' },
-  'cpu-prof': { kind: 'string', help: 'start the agent with node --cpu-prof --cpu-prof-dir DIR' },
-  json: { kind: 'boolean', help: 'print one JSON line per run and one for the median' },
-}
 
 // ---- one run ---------------------------------------------------------------
 
@@ -58,8 +49,7 @@ export interface BareRunResult {
   agent: { acks: number; protocolErrors: number }
 }
 
-async function oneRun(run: number, v: FlagValues, cpuProfDir: string | undefined): Promise<BareRunResult> {
-  const shape = loadShape(v)
+async function oneRun(run: number, shape: LoadShape, cpuProfDir: string | undefined): Promise<BareRunResult> {
   const nodeArgs = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []
   const agent = await JsonLineChild.start({
     name: 'the agent',
@@ -122,29 +112,7 @@ async function oneRun(run: number, v: FlagValues, cpuProfDir: string | undefined
 
 type Row = Omit<BareRunResult, 'run' | 'loadgen' | 'agent'>
 
-function medianRow(rs: readonly BareRunResult[]): Row {
-  const m = (f: (r: BareRunResult) => number): number => median(rs.map(f))
-  return {
-    framesPerSec: m((r) => r.framesPerSec),
-    latencyUs: {
-      p50: m((r) => r.latencyUs.p50),
-      p90: m((r) => r.latencyUs.p90),
-      p99: m((r) => r.latencyUs.p99),
-      p999: m((r) => r.latencyUs.p999),
-      max: m((r) => r.latencyUs.max),
-      mean: m((r) => r.latencyUs.mean),
-    },
-    agentUsPerFrame: m((r) => r.agentUsPerFrame),
-    agentCpuPct: m((r) => r.agentCpuPct),
-    agentRssMb: m((r) => r.agentRssMb),
-    loadgenUsPerFrame: m((r) => r.loadgenUsPerFrame),
-    loadgenCpuPct: m((r) => r.loadgenCpuPct),
-    otherCpuPct: m((r) => r.otherCpuPct),
-    stealPct: m((r) => r.stealPct),
-  }
-}
-
-const COLUMNS: Array<[string, number, (r: Row) => string]> = [
+const COLUMNS: Array<Column<Row>> = [
   ['frames/s', 10, (r) => fmt(r.framesPerSec)],
   ['p50 µs', 8, (r) => fmt(r.latencyUs.p50)],
   ['p90 µs', 8, (r) => fmt(r.latencyUs.p90)],
@@ -160,20 +128,24 @@ const COLUMNS: Array<[string, number, (r: Row) => string]> = [
   ['steal %', 7, (r) => (r.stealPct < 0 ? 'n/a' : fmt(r.stealPct, 1))],
 ]
 
-function tableLine(label: string, cells: string[]): string {
-  return [label.padEnd(7), ...cells.map((c, i) => c.padStart(COLUMNS[i]![1]))].join('  ')
+export const command: BenchCommand = {
+  name: 'bare',
+  describe: 'the bare agent (no-op handler) in a child process, driven by the load generator',
+  options: {
+    ...LOAD_OPTIONS,
+    ...NOTIFY_OPTIONS,
+    runs: { type: 'number', default: 3, describe: 'runs, each with a fresh agent process; the median is printed too' },
+    'cpu-prof': { type: 'string', describe: 'start the agent with node --cpu-prof --cpu-prof-dir DIR' },
+    json: { type: 'boolean', describe: 'print one JSON line per run and one for the median' },
+  },
+  run: main,
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
-  const parsed = parseCommand('bare', argv, BARE_FLAGS, commandUsage('bare', BARE_FLAGS), (v) => ({
-    v,
-    shape: loadShape(v),
-    runs: num(v, 'runs', 3, 1),
-  }))
-  if ('exit' in parsed) return parsed.exit
-  const { v, shape, runs } = parsed.value
-  const json = bool(v, 'json')
-  const profArg = str(v, 'cpu-prof')
+async function main(a: Args): Promise<number> {
+  const shape = loadShape(a)
+  const runs = num(a, 'runs', 1)
+  const json = bool(a, 'json')
+  const profArg = str(a, 'cpu-prof')
   const cpuProfDir = profArg ? resolve(profArg) : undefined
   if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true })
   clockTicksPerSec()
@@ -190,27 +162,27 @@ export async function main(argv: readonly string[]): Promise<number> {
           `${shape.durationS} s after ${shape.warmupS} s warm-up, ${runs} run(s); ` +
           `node ${process.version}, ${cpus().length} CPUs`,
       )
-      console.log(tableLine('run', COLUMNS.map((c) => c[0])))
+      console.log(tableLine(COLUMNS, 'run', null, 7))
     }
     const results: BareRunResult[] = []
     for (let i = 1; i <= runs; i++) {
-      const r = await oneRun(i, v, cpuProfDir)
+      const r = await oneRun(i, shape, cpuProfDir)
       results.push(r)
       if (json) console.log(JSON.stringify(r))
       else {
-        console.log(tableLine(String(i), COLUMNS.map((c) => c[2](r))))
+        console.log(tableLine(COLUMNS, String(i), r, 7))
         const e = r.loadgen.errors
         if (e.total > 0 || r.agent.protocolErrors > 0) {
           console.log(`        errors: ${formatErrors(e)}; agent protocol errors: ${r.agent.protocolErrors}`)
         }
       }
     }
-    const med = medianRow(results)
+    const med: Row = medianRecord(results, { loadgen: 'base', agent: 'base' })
     const met = med.framesPerSec >= TARGET_FRAMES_PER_SEC
     if (json) {
       console.log(JSON.stringify({ median: med, target: TARGET_FRAMES_PER_SEC, met }))
     } else {
-      if (runs > 1) console.log(tableLine('median', COLUMNS.map((c) => c[2](med))))
+      if (runs > 1) console.log(tableLine(COLUMNS, 'median', med, 7))
       console.log(
         `target ${fmt(TARGET_FRAMES_PER_SEC)} frames/s: ${met ? 'met' : 'NOT met'} ` +
           `(median ${fmt(med.framesPerSec)}). lg = load generator; %core = percent of one core; ` +

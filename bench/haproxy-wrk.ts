@@ -3,7 +3,8 @@
 // what a user of spoa-tracer pays, measured end to end, rerunnable by anyone.
 //
 // Processes, all on loopback with free ports, each stopped by PID (a shell
-// command by process group) at the end, on error and on SIGINT:
+// command by process group) at the end, on error and on SIGINT (HAProxy and
+// the processes through harness/: haproxy.ts, process.ts):
 //   origin   a second HAProxy answering `http-request return status 200`
 //            (haproxy/bench/origin.cfg): the cheapest origin there is;
 //   haproxy  the HAProxy under test (haproxy/bench/proxy.cfg): one thread,
@@ -19,7 +20,7 @@
 //                       an error when those files do not exist, or when
 //                       proxy.cfg's copy of the rules is stale);
 //              <mode>-unguarded  a SPOE mode without the fail-fast guards
-//                       (bench/guards.ts), to A/B what they cost;
+//                       (harness/guards.ts), to A/B what they cost;
 //              log      no SPOE: the frontend rules of
 //                       haproxy/haproxy-compact-log.cfg, one RFC 5424 log
 //                       record per traced request to the agent's log intake
@@ -67,12 +68,17 @@ import { cpus, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { clockTicksPerSec, fmt, guardChildren, JsonLineChild, type MachineCpu, median, readMachineCpu } from './child.js'
-import { bool, type FlagSpec, type FlagValues, num, parseCommand, str, UsageError, usageLines } from './cli-options.js'
-import { checkBackendCopy, splitMode, UNGUARDED, writeUnguarded } from './guards.js'
-import { cli, findHaproxy, getProcVars, haproxyVersion, startHaproxy, waitServerUp, which } from './haproxy-ctl.js'
+import { checkBackendCopy, splitMode, UNGUARDED, writeUnguarded } from '../harness/guards.js'
+import { findHaproxy, type Haproxy, haproxyVersion, startHaproxy, which } from '../harness/haproxy.js'
+import { cli, getProcVars, waitServerUp } from '../harness/haproxy-stats.js'
+import { freePort, waitForPort } from '../harness/ports.js'
+import { guardChildren, type Proc, spawnTracked } from '../harness/process.js'
+import { type Column, fmt, median, medianRecord, spread, table } from '../harness/report.js'
+import { sleep } from '../harness/wait.js'
+import { type Args, type BenchCommand, bool, num, str, UsageError } from './cli.js'
+import { JsonLineChild } from './json-line-child.js'
 import type { SinkUsage } from './otlp-sink.js'
-import { childrenCpuUs, freePort, groupUsage, type Mem, type Proc, procCpuUs, procMem, sleep, spawnTracked, waitForPort } from './proc.js'
+import { childrenCpuUs, clockTicksPerSec, groupUsage, type MachineCpu, type Mem, procCpuUs, procMem, readMachineCpu } from './proc-stats.js'
 import type { TracingAgentUsage } from './tracing-agent-process.js'
 import { runWrk, type WrkResult } from './wrk.js'
 
@@ -138,32 +144,32 @@ type Counters = Record<(typeof COUNTERS)[number], number>
 
 // ---- options ---------------------------------------------------------------
 
-export const WRK_FLAGS: FlagSpec = {
+const WRK_OPTIONS = {
   mode: {
-    kind: 'string',
-    help: `${Object.keys(MODES).join('|')}: the HAProxy configuration measured (default spoe); a SPOE mode + "${UNGUARDED}": without the fail-fast guards`,
+    type: 'string',
+    describe: `${Object.keys(MODES).join('|')}: the HAProxy configuration measured (default spoe); a SPOE mode + "${UNGUARDED}": without the fail-fast guards`,
   },
-  ab: { kind: 'string', help: `A,B: alternate two modes (e.g. none,spoe or spoe${UNGUARDED},spoe) for --rounds rounds; prints the ratio of medians` },
-  rounds: { kind: 'number', help: 'runs per mode, each with a fresh HAProxy, agent and sink (default 3)' },
-  duration: { kind: 'number', help: 'seconds of measured wrk load per run (default 15)' },
-  warmup: { kind: 'number', help: 'seconds of wrk load before each measured run (default 3)' },
-  connections: { kind: 'number', help: 'wrk --connections (default 8)' },
-  threads: { kind: 'number', help: 'wrk --threads (default 1)' },
-  timeout: { kind: 'number', help: 'wrk --timeout, seconds (default 2)' },
+  ab: { type: 'string', describe: `A,B: alternate two modes (e.g. none,spoe or spoe${UNGUARDED},spoe) for --rounds rounds; prints the ratio of medians` },
+  rounds: { type: 'number', default: 3, describe: 'runs per mode, each with a fresh HAProxy, agent and sink' },
+  duration: { type: 'number', default: 15, describe: 'seconds of measured wrk load per run' },
+  warmup: { type: 'number', default: 3, describe: 'seconds of wrk load before each measured run' },
+  connections: { type: 'number', default: 8, describe: 'wrk --connections' },
+  threads: { type: 'number', default: 1, describe: 'wrk --threads' },
+  timeout: { type: 'number', default: 2, describe: 'wrk --timeout, seconds' },
   agent: {
-    kind: 'string',
-    help:
+    type: 'string',
+    describe:
       "another SPOE agent instead of ours: a shell command; {port} becomes its SPOP port ({unix} its socket " +
       "path with --unix), {otlp} the sink's traces URL (OTEL_EXPORTER_OTLP_ENDPOINT is set to the sink too)",
   },
-  unix: { kind: 'boolean', help: 'HAProxy reaches the agent over a unix socket instead of TCP on 127.0.0.1' },
-  workers: { kind: 'number', help: 'our agent: export worker threads (default 1)' },
-  protocol: { kind: 'string', help: 'our agent: http/protobuf or http/json (default http/protobuf)' },
-  'spoa-timeout': { kind: 'string', help: "HAProxy's SPOE `timeout processing` (SPOA_TIMEOUT_PROCESSING; default spoe.cfg's 500ms)" },
-  'cpu-prof': { kind: 'string', help: 'our agent: node --cpu-prof --cpu-prof-dir DIR (one profile per thread and run)' },
-  'node-args': { kind: 'string', help: "our agent: extra node options, space-separated (e.g. '--max-semi-space-size=4')" },
-  json: { kind: 'boolean', help: 'print one JSON line per run and one summary line' },
-}
+  unix: { type: 'boolean', describe: 'HAProxy reaches the agent over a unix socket instead of TCP on 127.0.0.1' },
+  workers: { type: 'number', default: 1, describe: 'our agent: export worker threads' },
+  protocol: { type: 'string', default: 'http/protobuf', describe: 'our agent: http/protobuf or http/json' },
+  'spoa-timeout': { type: 'string', describe: "HAProxy's SPOE `timeout processing` (SPOA_TIMEOUT_PROCESSING; default spoe.cfg's 500ms)" },
+  'cpu-prof': { type: 'string', describe: 'our agent: node --cpu-prof --cpu-prof-dir DIR (one profile per thread and run)' },
+  'node-args': { type: 'string', describe: "our agent: extra node options, space-separated (e.g. '--max-semi-space-size=4')" },
+  json: { type: 'boolean', describe: 'print one JSON line per run and one summary line' },
+} as const
 
 interface Options {
   modes: string[]
@@ -238,7 +244,7 @@ function checkProfileCopy(mode: string, shipped: string): void {
   }
 }
 
-function options(v: FlagValues): Options {
+function options(v: Args): Options {
   const ab = str(v, 'ab')
   let modes: string[]
   if (ab !== undefined) {
@@ -249,11 +255,11 @@ function options(v: FlagValues): Options {
     modes = [str(v, 'mode') ?? 'spoe']
   }
   modes.forEach(checkMode)
-  const p = str(v, 'protocol') ?? 'http/protobuf'
+  const p = str(v, 'protocol')!
   const protocol = p === 'protobuf' ? 'http/protobuf' : p === 'json' ? 'http/json' : p
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') throw new UsageError(`--protocol: http/protobuf or http/json, not ${p}`)
-  const connections = num(v, 'connections', 8, 1)
-  const threads = num(v, 'threads', 1, 1)
+  const connections = num(v, 'connections', 1)
+  const threads = num(v, 'threads', 1)
   if (threads > connections) throw new UsageError('--threads must not exceed --connections (wrk needs a connection per thread)')
   const agentCommand = str(v, 'agent')
   const unix = bool(v, 'unix')
@@ -270,15 +276,15 @@ function options(v: FlagValues): Options {
   return {
     modes,
     ab: ab !== undefined,
-    rounds: num(v, 'rounds', 3, 1),
-    durationS: num(v, 'duration', 15, 1),
-    warmupS: num(v, 'warmup', 3, 0),
+    rounds: num(v, 'rounds', 1),
+    durationS: num(v, 'duration', 1),
+    warmupS: num(v, 'warmup', 0),
     connections,
     threads,
-    timeoutS: num(v, 'timeout', 2, 1),
+    timeoutS: num(v, 'timeout', 1),
     agentCommand,
     unix,
-    workers: num(v, 'workers', 1, 1),
+    workers: num(v, 'workers', 1),
     protocol,
     spoaTimeout: str(v, 'spoa-timeout'),
     cpuProfDir: prof ? resolve(prof) : undefined,
@@ -424,8 +430,7 @@ async function readCounters(sock: string): Promise<Counters> {
 }
 
 interface Running {
-  haproxy: Proc | null
-  sock: string
+  haproxy: Haproxy | null
   agent: JsonLineChild | null
   extAgent: Proc | null
   sink: JsonLineChild | null
@@ -434,7 +439,7 @@ interface Running {
 async function sample(ctx: Context, r: Running): Promise<Sample> {
   const agentP = r.agent ? r.agent.request<TracingAgentUsage>('usage', 'usage') : Promise.resolve(null)
   const sinkP = r.sink ? r.sink.request<SinkUsage>('usage', 'usage') : Promise.resolve(null)
-  const [agent, sink, counters] = await Promise.all([agentP, sinkP, readCounters(r.sock)])
+  const [agent, sink, counters] = await Promise.all([agentP, sinkP, readCounters(r.haproxy!.stats)])
   const ext = r.extAgent ? groupUsage(r.extAgent.pid) : null
   const self = process.cpuUsage()
   return {
@@ -528,19 +533,17 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
     try {
       await waitForPort(port, 30_000, () => !p.hasExited(), 'the agent')
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n${p.output()}`)
+      throw new Error(`${(err as Error).message}\n${p.tail()}`)
     }
     return unix !== null ? `unix@${unix}` : `127.0.0.1:${port}`
   }
   const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []
-  // A free TCP port is as good as free for UDP on loopback here: nothing else binds in this range meanwhile.
-  const logPort = def.logIntake ? await freePort() : 0
   r.agent = await JsonLineChild.start({
     name: `the tracing agent (${mode})`,
     script: AGENT_SCRIPT,
     args: [
       ...(unix !== null ? ['--unix', unix] : ['--host', '127.0.0.1', '--port', '0']),
-      ...(def.logIntake ? ['--log-intake', `udp://127.0.0.1:${logPort}`] : []),
+      ...(def.logIntake ? ['--log-intake', 'udp://127.0.0.1:0'] : []),
       '--exporter', 'otlp',
       '--protocol', o.protocol,
       '--endpoint', traces,
@@ -550,7 +553,7 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
     nodeArgs: [...o.nodeArgs, ...prof, '--require', THREAD_TAG_SCRIPT],
     timeoutMs: 30_000,
   })
-  if (def.logIntake) return { SPOA_LOG_TARGET: `127.0.0.1:${logPort}` }
+  if (def.logIntake) return { SPOA_LOG_TARGET: `127.0.0.1:${String(r.agent.listening.logPort)}` }
   return unix !== null ? `unix@${unix}` : `127.0.0.1:${r.agent.port}`
 }
 
@@ -605,7 +608,7 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
     if (removed === 0) throw new Error(`mode ${mode}: no fail-fast guard found to take off (${spoeRel}${def.profile === 'compact' ? ', proxy.cfg' : ''})`)
   }
   const tracer = traced(def)
-  const r: Running = { haproxy: null, sock: join(ctx.tmp, `${mode}-${round}.sock`), agent: null, extAgent: null, sink: null }
+  const r: Running = { haproxy: null, agent: null, extAgent: null, sink: null }
   const stopWaitMs = o.cpuProfDir ? 60_000 : 15_000
   try {
     const env: Record<string, string> = {}
@@ -622,16 +625,14 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
       if (o.spoaTimeout !== undefined) env.SPOA_TIMEOUT_PROCESSING = o.spoaTimeout
       env.BENCH_GUARDS = guards ? '1' : '0'
     }
-    const port = await freePort()
-    env.BENCH_BIND = `127.0.0.1:${port}`
     env.ORIGIN_ADDR = `127.0.0.1:${ctx.originPort}`
-    env.STATS_SOCK = r.sock
     // ot: the filter opens its plugin relative to the working directory (addons/ot/src/opentracing.c).
     const cwd = env.BENCH_OT_CONF !== undefined ? dirname(env.BENCH_OT_CONF) : undefined
-    r.haproxy = await startHaproxy({ name: `HAProxy (${mode})`, bin: ctx.haproxyBin, config: proxyCfg, env, port, ...(cwd !== undefined ? { cwd } : {}) })
-    if (spoe) await waitServerUp(r.sock, 'spoa-tracer', 'agent', 10_000)
+    r.haproxy = await startHaproxy({ name: `HAProxy (${mode})`, bin: ctx.haproxyBin, config: proxyCfg, env, bind: (p) => ({ BENCH_BIND: `127.0.0.1:${p}` }), ...(cwd !== undefined ? { cwd } : {}) })
+    const sock = r.haproxy.stats
+    if (spoe) await waitServerUp(sock, 'spoa-tracer', 'agent', 10_000)
 
-    const url = `http://127.0.0.1:${port}/`
+    const url = `http://127.0.0.1:${r.haproxy.port}/`
     const wrkOpts = { bin: ctx.wrkBin, url, threads: o.threads, connections: o.connections, timeoutS: o.timeoutS }
     if (o.warmupS > 0) await runWrk({ ...wrkOpts, durationS: o.warmupS })
     const s0 = await sample(ctx, r)
@@ -659,8 +660,8 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
     const perRequest = SPANS_PER_REQUEST[base]
     const expected = perRequest !== undefined && (env.SPOA_SAMPLE_PERCENT ?? '100') === '100' ? perRequest * s1.counters.bench_resp : def.ot ? Infinity : 0
     const dr = tracer ? await drain(r, expected) : null
-    const totals = await readCounters(r.sock)
-    const droppedLogs = def.logIntake ? Number(/^DroppedLogs: (\d+)/m.exec(await cli(r.sock, 'show info'))?.[1] ?? NaN) : NaN
+    const totals = await readCounters(sock)
+    const droppedLogs = def.logIntake ? Number(/^DroppedLogs: (\d+)/m.exec(await cli(sock, 'show info'))?.[1] ?? NaN) : NaN
 
     // HAProxy first (no more events), then the agent (graceful: open trees ended, queue flushed), then the sink.
     await r.haproxy.stop(5000)
@@ -778,13 +779,12 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
     await r.agent?.stop(stopWaitMs)
     await r.extAgent?.stop(10_000)
     await r.sink?.stop(5000)
-    rmSync(r.sock, { force: true })
   }
 }
 
 // ---- report ----------------------------------------------------------------
 
-type Col = [string, number, (r: WrkRunResult) => string]
+type Col = Column<WrkRunResult>
 
 const f1 = (n: number): string => fmt(n, 1)
 
@@ -818,83 +818,20 @@ const CPU: Col[] = [
   ['irq %', 5, (r) => fmt(r.pct.irq)],
 ]
 
-function table(cols: Col[], rows: Array<[string, WrkRunResult]>): string[] {
-  const labelW = Math.max(5, ...rows.map(([l]) => l.length))
-  const line = (label: string, cells: string[]): string => [label.padEnd(labelW), ...cells.map((c, i) => c.padStart(cols[i]![1]))].join('  ')
-  return [line('run', cols.map((c) => c[0])), ...rows.map(([label, r]) => line(label, cols.map((c) => c[2](r))))]
-}
-
-/** Every numeric field's median over the runs of one mode (counts of errors: their sum, in `totals`). */
+/** Every numeric field's median over the runs of one mode (counts of errors: their sum; the largest RSS: the max). */
 function medianResult(rs: readonly WrkRunResult[]): WrkRunResult {
-  const m = (f: (r: WrkRunResult) => number): number => median(rs.map(f))
-  const first = rs[0]!
-  const sumOf = (f: (r: WrkRunResult) => number): number => rs.reduce((a, r) => a + f(r), 0)
-  return {
-    ...first,
-    round: 0,
-    windowS: m((r) => r.windowS),
-    requests: m((r) => r.requests),
-    requestsPerSec: m((r) => r.requestsPerSec),
-    latencyUs: {
-      avg: m((r) => r.latencyUs.avg),
-      p50: m((r) => r.latencyUs.p50),
-      p75: m((r) => r.latencyUs.p75),
-      p90: m((r) => r.latencyUs.p90),
-      p99: m((r) => r.latencyUs.p99),
-      max: m((r) => r.latencyUs.max),
-    },
-    wrkErrors: {
-      socket: {
-        connect: sumOf((r) => r.wrkErrors.socket.connect),
-        read: sumOf((r) => r.wrkErrors.socket.read),
-        write: sumOf((r) => r.wrkErrors.socket.write),
-        timeout: sumOf((r) => r.wrkErrors.socket.timeout),
-        total: sumOf((r) => r.wrkErrors.socket.total),
-      },
-      status4xx5xx: sumOf((r) => r.wrkErrors.status4xx5xx),
-    },
-    haproxy: {
-      responses: m((r) => r.haproxy.responses),
-      non2xx: sumOf((r) => r.haproxy.non2xx),
-      spoeErrors: sumOf((r) => r.haproxy.spoeErrors),
-      spoeTimeouts: sumOf((r) => r.haproxy.spoeTimeouts),
-    },
-    totals: {
-      responses: sumOf((r) => r.totals.responses),
-      non2xx: sumOf((r) => r.totals.non2xx),
-      spoeErrors: sumOf((r) => r.totals.spoeErrors),
-      spoeTimeouts: sumOf((r) => r.totals.spoeTimeouts),
-    },
-    usPerRequest: {
-      haproxy: m((r) => r.usPerRequest.haproxy),
-      agent: m((r) => r.usPerRequest.agent),
-      agentMain: m((r) => r.usPerRequest.agentMain),
-      agentWorkers: m((r) => r.usPerRequest.agentWorkers),
-      agentOther: m((r) => r.usPerRequest.agentOther),
-      origin: m((r) => r.usPerRequest.origin),
-      sink: m((r) => r.usPerRequest.sink),
-      wrk: m((r) => r.usPerRequest.wrk),
-    },
-    systemUsPerRequest: m((r) => r.systemUsPerRequest),
-    pct: {
-      haproxy: m((r) => r.pct.haproxy),
-      agent: m((r) => r.pct.agent),
-      origin: m((r) => r.pct.origin),
-      sink: m((r) => r.pct.sink),
-      wrk: m((r) => r.pct.wrk),
-      harness: m((r) => r.pct.harness),
-      others: m((r) => r.pct.others),
-      irq: m((r) => r.pct.irq),
-      steal: m((r) => r.pct.steal),
-    },
-    agentRssMb: m((r) => r.agentRssMb),
-    agentRssMaxMb: Math.max(...rs.map((r) => r.agentRssMaxMb)),
-    agentRssEndMb: m((r) => r.agentRssEndMb),
-    agentPeakRssMb: Math.max(...rs.map((r) => r.agentPeakRssMb)),
-    spansPerRequest: m((r) => r.spansPerRequest),
-    sinkSpans: m((r) => r.sinkSpans),
-    notifyPerRequest: m((r) => r.notifyPerRequest),
-  }
+  const rules = {
+    wrkErrors: 'sum',
+    'haproxy.non2xx': 'sum',
+    'haproxy.spoeErrors': 'sum',
+    'haproxy.spoeTimeouts': 'sum',
+    totals: 'sum',
+    agentRssMaxMb: 'max',
+    agentPeakRssMb: 'max',
+    logIntake: 'base',
+    agent: 'base',
+  } as const
+  return { ...medianRecord(rs, rules), round: 0 }
 }
 
 /** The commit measured, and whether src/ differs from it (the agent's code). */
@@ -971,11 +908,6 @@ function runNotes(r: WrkRunResult): string[] {
     )
   }
   return notes
-}
-
-/** (max - min) / median, percent. */
-function spread(xs: readonly number[]): number {
-  return ((Math.max(...xs) - Math.min(...xs)) / median(xs)) * 100
 }
 
 function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
@@ -1072,10 +1004,11 @@ function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
   return lines
 }
 
-function helpText(): string {
-  return [
-    'usage: npm run bench -- wrk [options]',
-    '',
+export const command: BenchCommand = {
+  name: 'wrk',
+  describe: 'wrk through a real HAProxy with the SPOE filter, the agent exporting to a counting sink',
+  options: WRK_OPTIONS,
+  epilogue: [
     'wrk through a real HAProxy (one thread, option httpclose) to an origin HAProxy, with the SPOE',
     'tracing filter and the agent exporting OTLP to a counting sink. Modes: none (no filter), spoe',
     '(haproxy/spoe.cfg, 9 spans per request), propagation (haproxy/spoe-propagation.cfg), compact',
@@ -1086,22 +1019,18 @@ function helpText(): string {
     'same without the fail-fast guards (haproxy/README.md). SPOA_SAMPLE_PERCENT in the environment',
     "overrides a mode's own rate.",
     'Needs haproxy (HAPROXY_BIN or $PATH) and wrk (WRK_BIN or $PATH).',
-    '',
-    ...usageLines(WRK_FLAGS),
-    '',
-    'examples:',
-    '  npm run bench -- wrk --ab none,spoe --rounds 3 --duration 15',
-    '  npm run bench -- wrk --mode spoe --workers 2',
-    `  npm run bench -- wrk --ab spoe${UNGUARDED},spoe --rounds 5 --duration 20`,
-    "  npm run bench -- wrk --ab none,spoe --agent 'bin/spoa-tracer -p {port} --endpoint {otlp}'",
-    '  npm run bench -- wrk --ab none,log --rounds 3 --duration 15; npm run bench -- wrk --ab ot,log',
-  ].join('\n')
+  ].join('\n'),
+  examples: [
+    ['npm run bench -- wrk --ab none,spoe --rounds 3 --duration 15', 'what the 9-span SPOE profile costs plain HAProxy'],
+    ['npm run bench -- wrk --mode spoe --workers 2', 'one mode, two export workers'],
+    [`npm run bench -- wrk --ab spoe${UNGUARDED},spoe --rounds 5 --duration 20`, 'what the fail-fast guards cost'],
+    ["npm run bench -- wrk --ab none,spoe --agent 'bin/spoa-tracer -p {port} --endpoint {otlp}'", 'another agent, the same traffic'],
+    ['npm run bench -- wrk --ab ot,log', "HAProxy's own OpenTracing filter against the log intake"],
+  ],
+  run: (a) => main(options(a)),
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
-  const parsed = parseCommand('wrk', argv, WRK_FLAGS, helpText(), options)
-  if ('exit' in parsed) return parsed.exit
-  const o = parsed.value
+async function main(o: Options): Promise<number> {
   const haproxyBin = findHaproxy()
   if (haproxyBin === null) throw new Error('HAProxy is not installed (sudo apt-get install -y haproxy), or set HAPROXY_BIN')
   checkOt(haproxyBin, o.modes)
@@ -1116,17 +1045,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   // Also on SIGINT (guardChildren's handler exits the process): the stats sockets live there.
   const removeTmp = (): void => rmSync(tmp, { recursive: true, force: true })
   process.once('exit', removeTmp)
-  let origin: Proc | null = null
+  let origin: Haproxy | null = null
   try {
-    const originPort = await freePort()
-    origin = await startHaproxy({
-      name: 'the origin HAProxy',
-      bin: haproxyBin,
-      config: ORIGIN_CFG,
-      env: { ORIGIN_BIND: `127.0.0.1:${originPort}` },
-      port: originPort,
-    })
-    const ctx: Context = { o, haproxyBin, wrkBin, originPid: origin.pid, originPort, tmp }
+    origin = await startHaproxy({ name: 'the origin HAProxy', bin: haproxyBin, config: ORIGIN_CFG, bind: (p) => ({ ORIGIN_BIND: `127.0.0.1:${p}` }) })
+    const ctx: Context = { o, haproxyBin, wrkBin, originPid: origin.pid, originPort: origin.port, tmp }
     if (!o.json) console.log(describe(ctx))
 
     const byMode = new Map<string, WrkRunResult[]>(o.modes.map((m) => [m, []]))

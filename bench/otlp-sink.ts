@@ -3,9 +3,10 @@
 // subtracted from the machine's). It accepts POST /v1/traces, answers 200
 // (an empty body for protobuf, `{}` for JSON, as a collector does) and counts
 // requests, bytes and spans: the benchmark's proof that spans really left the
-// agent. Counting is kept cheap (otlp-count.ts):
-//   - protobuf: no decoding, a walk over length-delimited fields only:
-//     ExportTraceServiceRequest{1: ResourceSpans{2: ScopeSpans{2: Span}}};
+// agent. Counting is kept cheap (harness/otlp-decode.ts):
+//   - protobuf: no decoding, a walk over the enclosing messages, each span
+//     skipped by its length: ExportTraceServiceRequest{1: ResourceSpans{2:
+//     ScopeSpans{2: Span}}};
 //   - JSON: JSON.parse and sum resourceSpans[].scopeSpans[].spans.length
 //     (several times dearer than the protobuf walk: see the sink's CPU).
 // Gzip bodies (Content-Encoding: gzip) are inflated first. It also takes
@@ -15,7 +16,10 @@
 //
 // Protocol with the parent, one JSON object per stdout line:
 //   {"type":"listening","port":N}   once;
-//   "usage" on stdin -> {"type":"usage",...} (SinkUsage).
+//   "usage" on stdin -> {"type":"usage",...} (SinkUsage);
+//   "off" -> the port closed, open connections cut (a collector gone: the
+//            soak benchmark's outage) -> {"type":"off"}; "on" -> listening on
+//            the same port again -> {"type":"on"}.
 // SIGTERM, SIGINT or stdin closing end it with exit code 0.
 //
 // Usage: node dist/bench/otlp-sink.js [--host 127.0.0.1] [--port 0]
@@ -23,10 +27,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { gunzipSync } from 'node:zlib'
-import { onStdinCommands } from './child.js'
-import { num, parseFlags, str } from './cli-options.js'
+import { countJsonSpans, countProtobufSpans } from '../harness/otlp-decode.js'
+import { num, parseChildArgs, str } from './cli.js'
+import { onStdinCommands, print } from './json-line-child.js'
 import { countMsgpackSpans } from './msgpack-count.js'
-import { countJsonSpans, countProtobufSpans } from './otlp-count.js'
 
 export interface SinkUsage {
   type: 'usage'
@@ -127,27 +131,26 @@ function onDatadog(req: IncomingMessage, res: ServerResponse): void {
   req.on('error', () => {})
 }
 
-function print(obj: object): void {
-  process.stdout.write(`${JSON.stringify(obj)}\n`)
-}
-
 function report(): void {
   const cpu = process.cpuUsage()
   const u: SinkUsage = { type: 'usage', atMs: performance.now(), userUs: cpu.user, systemUs: cpu.system, ...counters }
   print(u)
 }
 
-const flags = parseFlags(process.argv.slice(2), {
-  host: { kind: 'string', help: 'address to listen on' },
-  port: { kind: 'number', help: 'port (0: any free one)' },
+const flags = parseChildArgs(process.argv.slice(2), {
+  host: { type: 'string', default: '127.0.0.1', describe: 'address to listen on' },
+  port: { type: 'number', default: 0, describe: 'port (0: any free one)' },
 })
+const host = str(flags, 'host')!
 
 const server = createServer(onRequest)
 // The exporters keep connections alive; idle ones must not end mid-run.
 server.keepAliveTimeout = 60_000
-server.listen(num(flags, 'port', 0), str(flags, 'host') ?? '127.0.0.1', () => {
+let port = num(flags, 'port')
+server.listen(port, host, () => {
   const a = server.address()
-  print({ type: 'listening', port: typeof a === 'object' && a !== null ? a.port : 0 })
+  port = typeof a === 'object' && a !== null ? a.port : 0
+  print({ type: 'listening', port })
 })
 
 function exit(): void {
@@ -160,5 +163,9 @@ process.on('SIGTERM', exit)
 process.on('SIGINT', exit)
 onStdinCommands((cmd) => {
   if (cmd === 'usage') report()
+  else if (cmd === 'off') {
+    server.close(() => print({ type: 'off' }))
+    server.closeAllConnections()
+  } else if (cmd === 'on') server.listen(port, host, () => print({ type: 'on' }))
   else console.error(`otlp sink: unknown command "${cmd}"`)
 }, exit)

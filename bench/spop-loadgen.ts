@@ -3,7 +3,7 @@
 // keeps `depth` NOTIFY frames outstanding per connection, sending the next one
 // as soon as an ACK arrives (a closed loop: as fast as the agent ACKs), and
 // measures ACKs per second and per-frame ACK latency over a window that
-// follows a warm-up. Library (runLoadgen) and CLI (main).
+// follows a warm-up. Library (runLoadgen) and the `loadgen` command.
 //
 // It shares a small machine with the agent it measures, so the per-frame path
 // is kept far cheaper than the agent's:
@@ -24,19 +24,12 @@
 import { randomUUID } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import { pathToFileURL } from 'node:url'
-import {
-  DataType,
-  decodeFrame,
-  disconnectInfo,
-  encodeFrame,
-  type Frame,
-  type KvList,
-  kvGet,
-  writeVarint,
-} from '../src/spop/index.js'
-import { bool, commandUsage, type FlagSpec, type FlagValues, num, parseCommand, str, UsageError } from './cli-options.js'
-import { Histogram } from './histogram.js'
+import { LatencyHistogram } from '../harness/latency-histogram.js'
+import { fmt } from '../harness/report.js'
+import { haproxyHello } from '../harness/spop-client.js'
+import { sleep } from '../harness/wait.js'
+import { DataType, decodeFrame, disconnectInfo, encodeFrame, type Frame, type KvList, kvGet, writeVarint } from '../src/spop/index.js'
+import { type Args, type BenchCommand, bool, num, type OptionSpec, str, UsageError } from './cli.js'
 import { defaultFlow, type Flow, writeIdSuffix } from './notify-template.js'
 
 export type Target = { host: string; port: number } | { path: string }
@@ -144,7 +137,7 @@ class RunState {
   /** Socket reads and writes in the window: frames per syscall is what keeps the load generator cheap. */
   reads = 0
   writes = 0
-  readonly hist = new Histogram()
+  readonly hist = new LatencyHistogram()
   nextRequest = 1
   live = 0
   private onAllDead: (() => void) | null = null
@@ -255,7 +248,7 @@ class LoadConnection {
           if (err) fail(err)
           else resolve(conn)
         }
-        socket.write(encodeFrame(haproxyHello(conn.offeredMaxFrameSize)))
+        socket.write(encodeFrame(haproxyHello({ maxFrameSize: conn.offeredMaxFrameSize, capabilities: 'pipelining', engineId: randomUUID() })))
       })
     })
   }
@@ -493,29 +486,6 @@ class LoadConnection {
   }
 }
 
-/** The HAPROXY-HELLO of HAProxy 2.x with pipelining (a random engine-id unless given). */
-export function haproxyHello(maxFrameSize: number, engineId: string = randomUUID()): Frame {
-  return {
-    type: 'haproxy-hello',
-    flags: 1,
-    streamId: 0,
-    frameId: 0,
-    kv: [
-      { name: 'supported-versions', type: DataType.STRING, value: '2.0' },
-      { name: 'max-frame-size', type: DataType.UINT32, value: maxFrameSize },
-      { name: 'capabilities', type: DataType.STRING, value: 'pipelining' },
-      { name: 'engine-id', type: DataType.STRING, value: engineId },
-    ],
-  }
-}
-
-/** Waits `ms`, or less if `early` settles first. */
-function sleep(ms: number, early?: Promise<unknown>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  const slept = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))
-  return Promise.race([slept, early ?? slept]).then(() => clearTimeout(timer))
-}
-
 export function formatTarget(t: Target): string {
   return 'path' in t ? `unix:${t.path}` : `${t.host}:${t.port}`
 }
@@ -606,18 +576,21 @@ export async function runLoadgen(o: LoadgenOptions): Promise<LoadgenResult> {
   }
 }
 
-// ---- CLI -------------------------------------------------------------------
+// ---- the command ------------------------------------------------------------
 
-export const LOADGEN_FLAGS: FlagSpec = {
-  target: { kind: 'string', help: 'host:port or unix:/path of the agent (default 127.0.0.1:12345)' },
-  connections: { kind: 'number', help: 'SPOP connections (default 8)' },
-  depth: { kind: 'number', help: 'NOTIFY frames outstanding per connection (default 20)' },
-  duration: { kind: 'number', help: 'measured seconds (default 10)' },
-  warmup: { kind: 'number', help: 'seconds of load before measuring (default 2)' },
-  args: { kind: 'number', help: 'arguments per message (default 10)' },
-  messages: { kind: 'number', help: 'messages per NOTIFY (default 1)' },
-  json: { kind: 'boolean', help: 'print one JSON line' },
-}
+/** The load-shaping options, shared with the bare and tracing commands. */
+export const LOAD_OPTIONS = {
+  connections: { type: 'number', default: 8, describe: 'SPOP connections' },
+  depth: { type: 'number', default: 20, describe: 'NOTIFY frames outstanding per connection' },
+  duration: { type: 'number', default: 10, describe: 'measured seconds' },
+  warmup: { type: 'number', default: 2, describe: 'seconds of load before measuring' },
+} as const satisfies OptionSpec
+
+/** The NOTIFY shape of the bare and loadgen commands (the tracing ones replay the 9-span flow). */
+export const NOTIFY_OPTIONS = {
+  args: { type: 'number', default: 10, describe: 'arguments per message' },
+  messages: { type: 'number', default: 1, describe: 'messages per NOTIFY' },
+} as const satisfies OptionSpec
 
 /** The load-shaping options shared by the loadgen CLI and bench/bare-agent.ts. */
 export interface LoadShape {
@@ -629,19 +602,16 @@ export interface LoadShape {
   messages: number
 }
 
-export function loadShape(v: FlagValues): LoadShape {
+export function loadShape(a: Args): LoadShape {
   return {
-    connections: num(v, 'connections', 8, 1),
-    depth: num(v, 'depth', 20, 1),
-    durationS: num(v, 'duration', 10, 0.1),
-    warmupS: num(v, 'warmup', 2, 0),
-    args: num(v, 'args', 10, 0),
-    messages: num(v, 'messages', 1, 1),
+    connections: num(a, 'connections', 1),
+    depth: num(a, 'depth', 1),
+    durationS: num(a, 'duration', 0.1),
+    warmupS: num(a, 'warmup', 0),
+    args: num(a, 'args', 0),
+    messages: num(a, 'messages', 1),
   }
 }
-
-const fmt = (n: number, digits = 0): string =>
-  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
 
 export function formatLatency(l: LatencySummary): string {
   return `p50 ${fmt(l.p50)} µs  p90 ${fmt(l.p90)} µs  p99 ${fmt(l.p99)} µs  p99.9 ${fmt(l.p999)} µs  max ${fmt(l.max)} µs`
@@ -659,45 +629,40 @@ export function formatErrors(e: LoadgenErrors): string {
   return `${parts.join(', ')} (${e.samples.join('; ')})`
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
-  const parsed = parseCommand('loadgen', argv, LOADGEN_FLAGS, commandUsage('loadgen', LOADGEN_FLAGS), (v) => ({
-    v,
-    shape: loadShape(v),
-    target: parseTarget(str(v, 'target') ?? '127.0.0.1:12345'),
-  }))
-  if ('exit' in parsed) return parsed.exit
-  const { v, shape, target } = parsed.value
-  const flow = defaultFlow(shape.args, shape.messages)
-  const r = await runLoadgen({ ...shape, target, flow })
-  if (bool(v, 'json')) {
-    console.log(JSON.stringify(r))
-  } else {
-    console.log(
-      `spop-loadgen: ${r.target}, ${r.connections} connections x depth ${r.depth}, ` +
-        `NOTIFY of ${shape.messages} x ${shape.args} args (${fmt(r.notifyBytes)} bytes), ` +
-        `${fmt(r.windowS, 2)} s after ${shape.warmupS} s warm-up`,
-    )
-    console.log(`frames/s      ${fmt(r.framesPerSec)}  (${fmt(r.frames)} ACKs, ${fmt(r.sent)} NOTIFYs sent)`)
-    console.log(`ACK latency   ${formatLatency(r.latencyUs)}`)
-    console.log(
-      `batching      ${fmt(r.batching.acksPerRead, 1)} ACKs per read, ${fmt(r.batching.notifyPerWrite, 1)} NOTIFYs per write`,
-    )
-    console.log(`errors        ${formatErrors(r.errors)}`)
-    const c = r.loadgenCpu
-    console.log(
-      `loadgen CPU   ${fmt(c.usPerFrame, 2)} µs/frame, ${fmt(c.utilisation, 1)}% of a core, ` +
-        `event loop ${fmt(c.elu * 100, 1)}% busy`,
-    )
-  }
-  return r.errors.total === 0 ? 0 : 1
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      console.error(`spop-loadgen: ${err instanceof Error ? err.message : String(err)}`)
-      process.exit(1)
-    },
-  )
+export const command: BenchCommand = {
+  name: 'loadgen',
+  describe: 'the SPOP load generator alone, against an agent already running',
+  options: {
+    target: { type: 'string', default: '127.0.0.1:12345', describe: 'host:port or unix:/path of the agent' },
+    ...LOAD_OPTIONS,
+    ...NOTIFY_OPTIONS,
+    json: { type: 'boolean', describe: 'print one JSON line' },
+  },
+  async run(a) {
+    const shape = loadShape(a)
+    const target = parseTarget(str(a, 'target')!)
+    const flow = defaultFlow(shape.args, shape.messages)
+    const r = await runLoadgen({ ...shape, target, flow })
+    if (bool(a, 'json')) {
+      console.log(JSON.stringify(r))
+    } else {
+      console.log(
+        `spop-loadgen: ${r.target}, ${r.connections} connections x depth ${r.depth}, ` +
+          `NOTIFY of ${shape.messages} x ${shape.args} args (${fmt(r.notifyBytes)} bytes), ` +
+          `${fmt(r.windowS, 2)} s after ${shape.warmupS} s warm-up`,
+      )
+      console.log(`frames/s      ${fmt(r.framesPerSec)}  (${fmt(r.frames)} ACKs, ${fmt(r.sent)} NOTIFYs sent)`)
+      console.log(`ACK latency   ${formatLatency(r.latencyUs)}`)
+      console.log(
+        `batching      ${fmt(r.batching.acksPerRead, 1)} ACKs per read, ${fmt(r.batching.notifyPerWrite, 1)} NOTIFYs per write`,
+      )
+      console.log(`errors        ${formatErrors(r.errors)}`)
+      const c = r.loadgenCpu
+      console.log(
+        `loadgen CPU   ${fmt(c.usPerFrame, 2)} µs/frame, ${fmt(c.utilisation, 1)}% of a core, ` +
+          `event loop ${fmt(c.elu * 100, 1)}% busy`,
+      )
+    }
+    return r.errors.total === 0 ? 0 : 1
+  },
 }

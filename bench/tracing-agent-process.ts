@@ -12,7 +12,8 @@
 // "other". Without the preload the workers are counted as "other".
 //
 // Protocol with the parent, one JSON object per stdout line:
-//   {"type":"listening","port":N}   once, when the daemon accepts connections;
+//   {"type":"listening","port":N}   once, when the daemon accepts connections
+//                       (and "logPort":N, the log intake's port, when it has one);
 //   "usage" on stdin (or SIGUSR2) -> {"type":"usage",...} (TracingAgentUsage);
 //   "close" on stdin -> daemon.close() (answer in-flight frames, end open
 //                       trees, flush the queue, stop the workers), then
@@ -33,8 +34,9 @@ import { type Config, DEFAULT_CONFIG, validateConfig } from '../src/daemon/confi
 import { EXPORTERS, type ExporterKind, type OtlpProtocol, PROTOCOLS } from '../src/export/config.js'
 import { parseLogAddress } from '../src/intake/log/index.js'
 import { startDaemon } from '../src/daemon/main.js'
-import { onStdinCommands, readRss, readThreadCpu } from './child.js'
-import { num, parseFlags, str } from './cli-options.js'
+import { num, parseChildArgs, str } from './cli.js'
+import { onStdinCommands, print } from './json-line-child.js'
+import { readRss, readThreadCpu } from './proc-stats.js'
 
 export type ThreadRole = 'main' | 'worker' | 'other'
 
@@ -108,39 +110,39 @@ export interface TracingAgentUsage {
     inFlight: number
     workersUp: number
     workerRestarts: number
+    /** Exports are failing now (the collector is gone, or refuses). */
+    failing: boolean
   }
 }
 
 /** The same name in thread-tag.cts. */
 const THREAD_TAG_CHANNEL = 'spoa-tracer-bench-thread-tag'
 
-const flags = parseFlags(process.argv.slice(2), {
-  host: { kind: 'string', help: 'address to listen on' },
-  port: { kind: 'number', help: 'port (0: any free one)' },
-  unix: { kind: 'string', help: 'listen on this unix socket instead' },
-  exporter: { kind: 'string', help: `${EXPORTERS.join('|')}` },
-  protocol: { kind: 'string', help: `${PROTOCOLS.join('|')}` },
-  endpoint: { kind: 'string', help: 'OTLP traces URL' },
-  file: { kind: 'string', help: 'output of the file exporter' },
-  workers: { kind: 'number', help: 'export worker threads' },
-  batch: { kind: 'number', help: 'max spans per export batch' },
-  queue: { kind: 'number', help: 'max spans queued or in flight' },
-  delay: { kind: 'number', help: 'scheduled delay of a partial batch, ms' },
-  concurrency: { kind: 'number', help: 'exports in flight per worker' },
-  'clk-tck': { kind: 'number', help: 'USER_HZ (getconf CLK_TCK)' },
-  'log-intake': { kind: 'string', help: 'also receive compact log records here (udp://, tcp://, unix:)' },
+const flags = parseChildArgs(process.argv.slice(2), {
+  host: { type: 'string', default: '127.0.0.1', describe: 'address to listen on' },
+  port: { type: 'number', default: 0, describe: 'port (0: any free one)' },
+  unix: { type: 'string', describe: 'listen on this unix socket instead' },
+  exporter: { type: 'string', default: 'otlp', choices: EXPORTERS, describe: 'where spans go' },
+  protocol: { type: 'string', default: 'http/protobuf', choices: PROTOCOLS, describe: 'OTLP encoding' },
+  endpoint: { type: 'string', describe: 'OTLP traces URL' },
+  file: { type: 'string', describe: 'output of the file exporter' },
+  workers: { type: 'number', default: DEFAULT_CONFIG.export.numWorkers, describe: 'export worker threads' },
+  batch: { type: 'number', default: DEFAULT_CONFIG.export.maxBatchSize, describe: 'max spans per export batch' },
+  queue: { type: 'number', default: DEFAULT_CONFIG.export.maxQueueSize, describe: 'max spans queued or in flight' },
+  delay: { type: 'number', default: DEFAULT_CONFIG.export.scheduledDelayMs, describe: 'scheduled delay of a partial batch, ms' },
+  concurrency: { type: 'number', default: DEFAULT_CONFIG.export.maxConcurrentExports, describe: 'exports in flight per worker' },
+  'clk-tck': { type: 'number', default: 100, describe: 'USER_HZ (getconf CLK_TCK)' },
+  'log-intake': { type: 'string', describe: 'also receive compact log records here (udp://, tcp://, unix:)' },
 })
 
-const exporter = (str(flags, 'exporter') ?? 'otlp') as ExporterKind
-if (!(EXPORTERS as readonly string[]).includes(exporter)) throw new Error(`--exporter: one of ${EXPORTERS.join(', ')}`)
-const protocol = (str(flags, 'protocol') ?? 'http/protobuf') as OtlpProtocol
-if (!(PROTOCOLS as readonly string[]).includes(protocol)) throw new Error(`--protocol: one of ${PROTOCOLS.join(', ')}`)
+const exporter = str(flags, 'exporter') as ExporterKind
+const protocol = str(flags, 'protocol') as OtlpProtocol
 const d = DEFAULT_CONFIG.export
 const config: Config = validateConfig({
   ...DEFAULT_CONFIG,
   listen: (() => {
     const unix = str(flags, 'unix')
-    return unix !== undefined ? { path: unix } : { host: str(flags, 'host') ?? '127.0.0.1', port: num(flags, 'port', 0) }
+    return unix !== undefined ? { path: unix } : { host: str(flags, 'host')!, port: num(flags, 'port') }
   })(),
   monitorIntervalMs: 0,
   logIntake: (() => {
@@ -155,14 +157,14 @@ const config: Config = validateConfig({
     protocol,
     endpoint: str(flags, 'endpoint') ?? d.endpoint,
     file: str(flags, 'file') ?? d.file,
-    numWorkers: num(flags, 'workers', d.numWorkers, 1),
-    maxBatchSize: num(flags, 'batch', d.maxBatchSize, 1),
-    maxQueueSize: num(flags, 'queue', d.maxQueueSize, 1),
-    scheduledDelayMs: num(flags, 'delay', d.scheduledDelayMs, 0),
-    maxConcurrentExports: num(flags, 'concurrency', d.maxConcurrentExports, 1),
+    numWorkers: num(flags, 'workers', 1),
+    maxBatchSize: num(flags, 'batch', 1),
+    maxQueueSize: num(flags, 'queue', 1),
+    scheduledDelayMs: num(flags, 'delay', 0),
+    maxConcurrentExports: num(flags, 'concurrency', 1),
   },
 })
-const ticksPerSec = num(flags, 'clk-tck', 100, 1)
+const ticksPerSec = num(flags, 'clk-tck', 1)
 
 // Before the daemon starts its workers: their tags must find a listener.
 const workerTids = new Map<number, number>() // tid -> Node threadId
@@ -174,10 +176,6 @@ tags.onmessage = (e: unknown): void => {
 ;(tags as unknown as { unref?: () => void }).unref?.()
 
 const daemon = await startDaemon(config, pino({ level: 'silent' }))
-
-function print(obj: object): void {
-  process.stdout.write(`${JSON.stringify(obj)}\n`)
-}
 
 const obj = <K>(m: ReadonlyMap<K, number>): Record<string, number> => {
   const out: Record<string, number> = {}
@@ -252,6 +250,7 @@ function usage(type: 'usage' | 'closed'): TracingAgentUsage {
       inFlight: x.inFlight,
       workersUp: x.workersUp,
       workerRestarts: x.workerRestarts,
+      failing: x.failingSince > 0,
     },
   }
 }
@@ -270,7 +269,9 @@ function close(): Promise<void> {
   })())
 }
 
-print({ type: 'listening', ...daemon.address })
+// The log intake's port too, when it was asked for port 0.
+const logIntake = daemon.logIntake?.addresses[0]
+print({ type: 'listening', ...daemon.address, ...(logIntake !== undefined && 'port' in logIntake ? { logPort: logIntake.port } : {}) })
 
 process.on('SIGUSR2', () => print(usage('usage')))
 process.on('SIGTERM', () => void close())

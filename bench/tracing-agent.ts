@@ -2,7 +2,7 @@
 // store, span queue, export worker pool) in a child process
 // (tracing-agent-process.ts), exporting OTLP/HTTP to a counting sink in a
 // second child (otlp-sink.ts), driven by the load generator in this process
-// replaying the spoa-opentracing 9-span flow (bench/flows/nine-span.ts:
+// replaying the spoa-opentracing 9-span flow (harness/flows/nine-span.ts:
 // 8 NOTIFY frames and 9 spans per request).
 //
 // It checks the project's target: >= 20,000 requests/s (180,000 spans/s)
@@ -30,21 +30,17 @@ import { mkdirSync, readdirSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { nineSpanFlow } from '../harness/flows/nine-span.js'
+import { guardChildren } from '../harness/process.js'
+import { type Column, fmt, medianRecord, spread, table } from '../harness/report.js'
+import { sleep } from '../harness/wait.js'
 import { DEFAULT_EXPORT_CONFIG } from '../src/export/config.js'
-import {
-  clockTicksPerSec,
-  fmt,
-  guardChildren,
-  JsonLineChild,
-  type MachineCpu,
-  median,
-  readMachineCpu,
-} from './child.js'
-import { bool, commandUsage, type FlagSpec, type FlagValues, num, parseCommand, str, UsageError } from './cli-options.js'
-import { nineSpanFlow } from './flows/nine-span.js'
+import { type Args, type BenchCommand, bool, num, str, UsageError } from './cli.js'
+import { JsonLineChild } from './json-line-child.js'
 import { buildFlow, UNIQUE_ID } from './notify-template.js'
 import type { SinkUsage } from './otlp-sink.js'
-import { formatErrors, LOADGEN_FLAGS, type LoadgenResult, runLoadgen } from './spop-loadgen.js'
+import { clockTicksPerSec, type MachineCpu, readMachineCpu } from './proc-stats.js'
+import { formatErrors, LOAD_OPTIONS, type LoadgenResult, runLoadgen } from './spop-loadgen.js'
 import type { ThreadUsage, TracingAgentUsage } from './tracing-agent-process.js'
 
 /** The project's targets. */
@@ -58,23 +54,6 @@ const SINK_SCRIPT = fileURLToPath(new URL('./otlp-sink.js', import.meta.url))
 const THREAD_TAG_SCRIPT = fileURLToPath(new URL('./thread-tag.cjs', import.meta.url))
 
 const d = DEFAULT_EXPORT_CONFIG
-
-export const TRACING_FLAGS: FlagSpec = {
-  exporter: { kind: 'string', help: 'otlp (to the counting sink) or none (tracing without export) (default otlp)' },
-  protocol: { kind: 'string', help: `http/protobuf or http/json (default ${d.protocol})` },
-  workers: { kind: 'number', help: `export worker threads (default ${d.numWorkers})` },
-  batch: { kind: 'number', help: `max spans per export batch (default ${d.maxBatchSize})` },
-  queue: { kind: 'number', help: `max spans queued or in flight (default ${d.maxQueueSize})` },
-  delay: { kind: 'number', help: `ms before a partial batch leaves (default ${d.scheduledDelayMs})` },
-  concurrency: { kind: 'number', help: `export requests in flight per worker (default ${d.maxConcurrentExports})` },
-  connections: LOADGEN_FLAGS.connections!,
-  depth: LOADGEN_FLAGS.depth!,
-  duration: LOADGEN_FLAGS.duration!,
-  warmup: LOADGEN_FLAGS.warmup!,
-  runs: { kind: 'number', help: 'runs, each with a fresh agent and sink; the median is printed too (default 3)' },
-  'cpu-prof': { kind: 'string', help: 'start the agent with node --cpu-prof --cpu-prof-dir DIR (one profile per thread)' },
-  json: { kind: 'boolean', help: 'print one JSON line per run and one for the median' },
-}
 
 interface Options {
   exporter: 'otlp' | 'none'
@@ -93,18 +72,18 @@ interface Options {
   json: boolean
 }
 
-function options(v: FlagValues): Options {
-  const exporter = str(v, 'exporter') ?? 'otlp'
+function options(v: Args): Options {
+  const exporter = str(v, 'exporter')!
   if (exporter !== 'otlp' && exporter !== 'none') throw new UsageError(`--exporter: otlp or none, not ${exporter}`)
-  const p = str(v, 'protocol') ?? d.protocol
+  const p = str(v, 'protocol')!
   const protocol = p === 'protobuf' ? 'http/protobuf' : p === 'json' ? 'http/json' : p
   if (protocol !== 'http/protobuf' && protocol !== 'http/json') {
     throw new UsageError(`--protocol: http/protobuf or http/json, not ${p}`)
   }
-  const batch = num(v, 'batch', d.maxBatchSize, 1)
-  const queue = num(v, 'queue', Math.max(d.maxQueueSize, batch), 1)
+  const batch = num(v, 'batch', 1)
+  const queue = v.queue === undefined ? Math.max(d.maxQueueSize, batch) : num(v, 'queue', 1)
   if (batch > queue) throw new UsageError(`--batch (${batch}) must not exceed --queue (${queue})`)
-  const workers = num(v, 'workers', d.numWorkers, 1)
+  const workers = num(v, 'workers', 1)
   if (workers > 64) throw new UsageError('--workers: 1 to 64')
   const prof = str(v, 'cpu-prof')
   return {
@@ -113,13 +92,13 @@ function options(v: FlagValues): Options {
     workers,
     batch,
     queue,
-    delayMs: num(v, 'delay', d.scheduledDelayMs, 0),
-    concurrency: num(v, 'concurrency', d.maxConcurrentExports, 1),
-    connections: num(v, 'connections', 8, 1),
-    depth: num(v, 'depth', 20, 1),
-    durationS: num(v, 'duration', 10, 0.1),
-    warmupS: num(v, 'warmup', 2, 0),
-    runs: num(v, 'runs', 3, 1),
+    delayMs: num(v, 'delay', 0),
+    concurrency: num(v, 'concurrency', 1),
+    connections: num(v, 'connections', 1),
+    depth: num(v, 'depth', 1),
+    durationS: num(v, 'duration', 0.1),
+    warmupS: num(v, 'warmup', 0),
+    runs: num(v, 'runs', 1),
     cpuProfDir: prof ? resolve(prof) : undefined,
     json: bool(v, 'json'),
   }
@@ -247,8 +226,6 @@ function agentArgs(o: Options, endpoint: string | null): string[] {
 const usage = (agent: JsonLineChild, timeoutMs = 5000): Promise<TracingAgentUsage> =>
   agent.request<TracingAgentUsage>('usage', 'usage', timeoutMs)
 const sinkUsage = (sink: JsonLineChild, timeoutMs = 5000): Promise<SinkUsage> => sink.request<SinkUsage>('usage', 'usage', timeoutMs)
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /**
  * Waits (bounded) until the agent's queue is empty, nothing is in flight and
@@ -433,7 +410,7 @@ async function waitSinkAt(sink: JsonLineChild, spans: number, boundMs: number): 
 
 // ---- report ----------------------------------------------------------------
 
-type Col = [string, number, (r: TracingRunResult) => string]
+type Col = Column<TracingRunResult>
 
 const THROUGHPUT: Col[] = [
   ['req/s', 8, (r) => fmt(r.requestsPerSec)],
@@ -467,59 +444,11 @@ const CPU: Col[] = [
   ['steal %', 7, (r) => (r.stealPct < 0 ? 'n/a' : fmt(r.stealPct))],
 ]
 
-function table(cols: Col[], rows: Array<[string, TracingRunResult]>): string[] {
-  const line = (label: string, cells: string[]): string =>
-    [label.padEnd(6), ...cells.map((c, i) => c.padStart(cols[i]![1]))].join('  ')
-  return [line('run', cols.map((c) => c[0])), ...rows.map(([label, r]) => line(label, cols.map((c) => c[2](r))))]
-}
-
 /** The median of every numeric field (drain, errors and the loadgen result come from the median-throughput run). */
 function medianResult(rs: readonly TracingRunResult[]): TracingRunResult {
-  const m = (f: (r: TracingRunResult) => number): number => median(rs.map(f))
   const byRate = [...rs].sort((a, b) => a.requestsPerSec - b.requestsPerSec)[rs.length >> 1]!
-  return {
-    ...byRate,
-    run: 0,
-    windowS: m((r) => r.windowS),
-    requestsPerSec: m((r) => r.requestsPerSec),
-    framesPerSec: m((r) => r.framesPerSec),
-    spansPerSec: m((r) => r.spansPerSec),
-    exportedPerSec: m((r) => r.exportedPerSec),
-    spansPerRequest: m((r) => r.spansPerRequest),
-    latencyUs: { p50: m((r) => r.latencyUs.p50), p99: m((r) => r.latencyUs.p99) },
-    usPerRequest: {
-      total: m((r) => r.usPerRequest.total),
-      main: m((r) => r.usPerRequest.main),
-      workers: m((r) => r.usPerRequest.workers),
-      other: m((r) => r.usPerRequest.other),
-    },
-    agentPct: {
-      total: m((r) => r.agentPct.total),
-      main: m((r) => r.agentPct.main),
-      workers: m((r) => r.agentPct.workers),
-      other: m((r) => r.agentPct.other),
-    },
-    mainElu: m((r) => r.mainElu),
-    threadAccountingGapPct: m((r) => r.threadAccountingGapPct),
-    agentPeakRssMb: m((r) => r.agentPeakRssMb),
-    agentRssMb: m((r) => r.agentRssMb),
-    spansPerBatch: m((r) => r.spansPerBatch),
-    exportMsMean: m((r) => r.exportMsMean),
-    exportMsMax: m((r) => r.exportMsMax),
-    droppedTotal: m((r) => r.droppedTotal),
-    loadgenPct: m((r) => r.loadgenPct),
-    loadgenUsPerRequest: m((r) => r.loadgenUsPerRequest),
-    sinkPct: m((r) => r.sinkPct),
-    otherProcsPct: m((r) => r.otherProcsPct),
-    stealPct: m((r) => r.stealPct),
-    irqPct: m((r) => r.irqPct),
-  }
-}
-
-/** (max - min) / median, percent. */
-function spread(rs: readonly TracingRunResult[], f: (r: TracingRunResult) => number): number {
-  const xs = rs.map(f)
-  return ((Math.max(...xs) - Math.min(...xs)) / median(xs)) * 100
+  const base = { dropped: 'base', grammarErrors: 'base', drain: 'base', closed: 'base', errors: 'base', loadgen: 'base' } as const
+  return { ...medianRecord(rs, base, byRate), run: 0 }
 }
 
 /**
@@ -580,10 +509,27 @@ function verdict(o: Options, med: TracingRunResult, results: readonly TracingRun
 }
 
 
-export async function main(argv: readonly string[]): Promise<number> {
-  const parsed = parseCommand('tracing', argv, TRACING_FLAGS, commandUsage('tracing', TRACING_FLAGS), options)
-  if ('exit' in parsed) return parsed.exit
-  const o = parsed.value
+export const command: BenchCommand = {
+  name: 'tracing',
+  describe: 'the tracing daemon (9-span flow) exporting OTLP to a counting sink, under load',
+  options: {
+    exporter: { type: 'string', default: 'otlp', describe: 'otlp (to the counting sink) or none (tracing without export)' },
+    protocol: { type: 'string', default: d.protocol, describe: 'http/protobuf or http/json' },
+    workers: { type: 'number', default: d.numWorkers, describe: 'export worker threads' },
+    batch: { type: 'number', default: d.maxBatchSize, describe: 'max spans per export batch' },
+    queue: { type: 'number', describe: `max spans queued or in flight (default ${d.maxQueueSize}, or --batch if larger)` },
+    delay: { type: 'number', default: d.scheduledDelayMs, describe: 'ms before a partial batch leaves' },
+    concurrency: { type: 'number', default: d.maxConcurrentExports, describe: 'export requests in flight per worker' },
+    ...LOAD_OPTIONS,
+    runs: { type: 'number', default: 3, describe: 'runs, each with a fresh agent and sink; the median is printed too' },
+    'cpu-prof': { type: 'string', describe: 'start the agent with node --cpu-prof --cpu-prof-dir DIR (one profile per thread)' },
+    json: { type: 'boolean', describe: 'print one JSON line per run and one for the median' },
+  },
+  epilogue: 'Checks the targets: 20,000 requests/s (180,000 spans/s) exported, at most 100 µs of agent CPU per request.',
+  run: (a) => main(options(a)),
+}
+
+async function main(o: Options): Promise<number> {
   if (o.cpuProfDir) mkdirSync(o.cpuProfDir, { recursive: true })
   clockTicksPerSec()
   const profilesBefore = new Set(o.cpuProfDir ? readdirSync(o.cpuProfDir) : [])
@@ -613,7 +559,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log(
         JSON.stringify({
           median: rest,
-          spreadPct: { requestsPerSec: spread(results, (r) => r.requestsPerSec), usPerRequest: spread(results, (r) => r.usPerRequest.total) },
+          spreadPct: { requestsPerSec: spread(results.map((r) => r.requestsPerSec)), usPerRequest: spread(results.map((r) => r.usPerRequest.total)) },
           capacityRequestsPerSec: capacity(med),
           targets: { requestsPerSec: TARGET_REQUESTS_PER_SEC, usPerRequest: TARGET_US_PER_REQUEST, maxCores: TARGET_MAX_CORES },
         }),
@@ -628,8 +574,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log('')
       if (results.length > 1) {
         console.log(
-          `noise: run-to-run spread (max-min)/median ${fmt(spread(results, (r) => r.requestsPerSec))}% in req/s, ` +
-            `${fmt(spread(results, (r) => r.usPerRequest.total))}% in µs/req; other processes used ` +
+          `noise: run-to-run spread (max-min)/median ${fmt(spread(results.map((r) => r.requestsPerSec)))}% in req/s, ` +
+            `${fmt(spread(results.map((r) => r.usPerRequest.total)))}% in µs/req; other processes used ` +
             `${fmt(Math.min(...results.map((r) => r.otherProcsPct)))}-${fmt(Math.max(...results.map((r) => r.otherProcsPct)))}% of a core`,
         )
       }

@@ -20,7 +20,7 @@
 // wrk's "Non-2xx or 3xx" counts statuses above 399; the harness counts
 // non-2xx responses in HAProxy itself (haproxy/bench/proxy.cfg).
 
-import { spawnTracked } from './proc.js'
+import { spawnTracked } from '../harness/process.js'
 
 export interface WrkResult {
   requests: number
@@ -105,9 +105,9 @@ export async function runWrk(o: WrkOptions): Promise<WrkResult> {
   clearTimeout(timer)
   if (r === 'late') {
     await p.stop(1000, 'SIGKILL')
-    throw new Error(`wrk did not finish within ${boundMs} ms:\n${p.output()}`)
+    throw new Error(`wrk did not finish within ${boundMs} ms:\n${p.tail()}`)
   }
-  const out = p.output(65_536)
-  if (p.proc.exitCode !== 0) throw new Error(`wrk exited with ${p.proc.exitCode ?? p.proc.signalCode}:\n${out}`)
+  const out = p.output()
+  if (p.child.exitCode !== 0) throw new Error(`wrk exited with ${p.child.exitCode ?? p.child.signalCode}:\n${out}`)
   return parseWrk(out)
 }

@@ -6,11 +6,16 @@
 // spans were written. Bounded: it ends by itself. --serve keeps it running
 // until Ctrl-C so you can send your own requests.
 
-import { execFileSync, spawn } from 'node:child_process'
+// HAProxy, the processes and the waits come from the harness the tests use
+// (harness/, built into dist/ by `npm run demo`).
+
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
-import { connect, createServer as createTcpServer } from 'node:net'
 import { join, resolve } from 'node:path'
+import { findHaproxy, startHaproxy } from '../dist/harness/haproxy.js'
+import { waitServerUp } from '../dist/harness/haproxy-stats.js'
+import { spawnTracked } from '../dist/harness/process.js'
+import { eventually } from '../dist/harness/wait.js'
 
 const root = resolve(import.meta.dirname, '..')
 const serve = process.argv.includes('--serve')
@@ -18,62 +23,23 @@ const outDir = join(root, 'demo-output')
 const spansFile = join(outDir, 'spans.jsonl')
 const children = []
 
-function findHaproxy() {
-  for (const p of [process.env.HAPROXY_BIN, '/usr/sbin/haproxy', '/usr/local/sbin/haproxy', '/usr/bin/haproxy']) {
-    if (p && existsSync(p)) return p
-  }
-  try {
-    return execFileSync('sh', ['-c', 'command -v haproxy'], { encoding: 'utf8' }).trim() || null
-  } catch {
-    return null
-  }
-}
-
-const freePort = () =>
-  new Promise((res, rej) => {
-    const s = createTcpServer()
-    s.once('error', rej)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => res(port))
-    })
-  })
-
-async function waitPort(port, what, ms = 15000) {
-  const end = Date.now() + ms
-  for (;;) {
-    const ok = await new Promise((r) => {
-      const s = connect({ host: '127.0.0.1', port })
-      s.once('connect', () => (s.destroy(), r(true)))
-      s.once('error', () => r(false))
-    })
-    if (ok) return
-    if (Date.now() > end) throw new Error(`${what} is not listening on port ${port} after ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-function start(name, cmd, args, env = {}) {
-  const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d) => (out += d))
-  child.stderr.on('data', (d) => (out += d))
-  const exited = new Promise((r) => child.once('exit', (code, signal) => r({ code, signal })))
-  const proc = { name, child, exited, output: () => out }
+function start(name, cmd, args) {
+  const proc = spawnTracked({ name, command: cmd, args, cwd: root })
   children.push(proc)
   return proc
 }
 
-async function stop(proc, ms = 12000) {
-  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return
-  proc.child.kill('SIGTERM')
-  const t = setTimeout(() => proc.child.kill('SIGKILL'), ms)
-  await proc.exited
-  clearTimeout(t)
-}
-
-async function cleanup() {
-  for (const p of children.reverse()) await stop(p, 3000)
+/** The port the agent listens on, from its start line (it was given port 0). */
+async function agentPort(agent) {
+  const started = () =>
+    agent
+      .stdout()
+      .split('\n')
+      .filter((l) => l.includes('"spoa-tracer started"'))
+      .map((l) => JSON.parse(l))[0]
+  if (!(await eventually(() => started() !== undefined || agent.hasExited(), 15000))) throw new Error('spoa-tracer did not start within 15 s')
+  if (started() === undefined) throw new Error('spoa-tracer exited at start')
+  return started().listen.port
 }
 
 function printTree(spans) {
@@ -125,27 +91,30 @@ async function main() {
   })
   await new Promise((r) => backend.listen(0, '127.0.0.1', r))
   const backendPort = backend.address().port
-  const agentPort = await freePort()
-  const fePort = await freePort()
 
   const agent = start('spoa-tracer', process.execPath, [
     'bin/spoa-tracer',
-    '--port', String(agentPort),
+    '--port', '0',
     '--exporter', 'file',
     '--output-file', spansFile,
     '--batch-delay', '100ms',
     '--log-format', 'json',
     '-i', '0',
   ])
-  await waitPort(agentPort, 'spoa-tracer')
-  const hap = start('haproxy', haproxy, ['-db', '-f', 'haproxy/haproxy.cfg'], {
-    HAPROXY_BIND: `127.0.0.1:${fePort}`,
-    BACKEND_ADDR: `127.0.0.1:${backendPort}`,
-    AGENT_ADDR: `127.0.0.1:${agentPort}`,
-    SPOE_CONF: 'haproxy/spoe.cfg',
+  const port = await agentPort(agent)
+  const hap = await startHaproxy({
+    name: 'haproxy',
+    bin: haproxy,
+    cwd: root,
+    config: 'haproxy/haproxy.cfg',
+    bind: (p) => ({ HAPROXY_BIND: `127.0.0.1:${p}` }),
+    env: { BACKEND_ADDR: `127.0.0.1:${backendPort}`, AGENT_ADDR: `127.0.0.1:${port}`, SPOE_CONF: 'haproxy/spoe.cfg' },
   })
-  await waitPort(fePort, 'haproxy')
-  console.log(`demo: backend on 127.0.0.1:${backendPort}, spoa-tracer on 127.0.0.1:${agentPort}, HAProxy on http://127.0.0.1:${fePort}/`)
+  children.push(hap)
+  // The SPOE events wait for HAProxy's health check to see the agent UP.
+  await waitServerUp(hap.stats, 'spoa-tracer', 'agent')
+  const fePort = hap.port
+  console.log(`demo: backend on 127.0.0.1:${backendPort}, spoa-tracer on 127.0.0.1:${port}, HAProxy on http://127.0.0.1:${fePort}/`)
 
   const paths = ['/', '/index.html', '/api/items?page=2', '/checkout', '/missing?status=404']
   for (const p of paths) {
@@ -158,11 +127,10 @@ async function main() {
     console.log(`\ndemo: running; try  curl http://127.0.0.1:${fePort}/hello  (spans go to ${spansFile}); Ctrl-C stops.`)
     await new Promise((r) => process.once('SIGINT', r))
   }
-  await stop(hap)
-  await stop(agent) // SIGTERM: open trees end, the queue is flushed to the file
+  await hap.stop()
+  await agent.stop(12000) // SIGTERM: open trees end, the queue is flushed to the file
   backend.close()
-  const agentExit = await agent.exited
-  if (agentExit.code !== 0) throw new Error(`spoa-tracer exited with ${agentExit.code ?? agentExit.signal}:\n${agent.output()}`)
+  if (agent.child.exitCode !== 0) throw new Error(`spoa-tracer exited with ${agent.child.exitCode ?? agent.child.signalCode}:\n${agent.tail()}`)
   if (!existsSync(spansFile)) throw new Error(`no spans were written to ${spansFile}; agent output:\n${agent.output()}`)
   const spans = []
   for (const line of readFileSync(spansFile, 'utf8').split('\n').filter(Boolean)) {
@@ -181,7 +149,7 @@ main()
   .then(() => process.exit(0))
   .catch(async (err) => {
     console.error(`demo failed: ${err.message}`)
-    for (const p of children) if (p.output()) console.error(`--- ${p.name} output ---\n${p.output().slice(-4000)}`)
-    await cleanup()
+    for (const p of children) if (p.output()) console.error(`--- ${p.name} output ---\n${p.tail()}`)
+    for (const p of children.reverse()) await p.stop(3000)
     process.exit(1)
   })

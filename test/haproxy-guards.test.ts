@@ -2,7 +2,7 @@
 // "When the agent fails"): each SPOE event and send-spoe-group rule is
 // conditioned on the agent being UP, the agent's backend is the same guarded
 // one in every HAProxy configuration, and the wrk benchmark's copies (with
-// and without the guards, bench/guards.ts) are what HAProxy accepts. The
+// and without the guards, harness/guards.ts) are what HAProxy accepts. The
 // behaviour itself is proven in test/faults/agent-*.test.ts.
 
 import { execFileSync } from 'node:child_process'
@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { checkBackendCopy, GUARD_CONDITION, writeUnguarded } from '../bench/guards.js'
+import { checkBackendCopy, GUARD_CONDITION, writeUnguarded } from '../harness/guards.js'
 import { requireHaproxy } from './helpers/haproxy.js'
 
 const read = (f: string): string => readFileSync(f, 'utf8')

@@ -5,13 +5,13 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { nineSpanFlow } from '../bench/flows/nine-span.js'
-import { run, tmp, within } from './helpers/agent-process.js'
-import { FakeHaproxy } from './helpers/fake-haproxy.js'
-import { freePort, waitForPort } from './helpers/haproxy.js'
-import { startOtlpReceiver } from './helpers/otlp-receiver.js'
-import { eventually } from './helpers/wait.js'
-import { alive } from './helpers/process.js'
+import { nineSpanFlow } from '../harness/flows/nine-span.js'
+import { run, tmp } from './helpers/agent-process.js'
+import { FakeHaproxy } from '../harness/spop-client.js'
+import { freePort, waitForPort } from '../harness/ports.js'
+import { startOtlpReceiver } from '../harness/otlp-receiver.js'
+import { eventually, within } from '../harness/wait.js'
+import { alive } from '../harness/process.js'
 
 t.test('--help, -V, and a bad option', async (t) => {
   const help = run(t, ['--help'])
@@ -27,10 +27,9 @@ t.test('--help, -V, and a bad option', async (t) => {
 })
 
 t.test('-r 1s: runs, then stops by itself with status 0; -F without -D', async (t) => {
-  const port = await freePort()
   const pidfile = join(tmp(t), 'agent.pid')
-  const p = run(t, ['-p', String(port), '-r', '1s', '--exporter', 'none', '-i', '0', '-F', pidfile])
-  await waitForPort(port, 10_000)
+  const p = run(t, ['-p', '0', '-r', '1s', '--exporter', 'none', '-i', '0', '-F', pidfile])
+  await p.port()
   t.ok(await eventually(() => existsSync(pidfile), 5000), 'pidfile written')
   t.equal(readFileSync(pidfile, 'utf8'), `${p.child.pid}\n`, 'with our pid')
   const started = Date.now()
@@ -75,10 +74,9 @@ t.test('-D -F: detached, pidfile written once listening, removed on SIGTERM', as
 t.test('SIGTERM: every span of a finished request reaches the receiver, then exit 0', async (t) => {
   const receiver = await startOtlpReceiver()
   t.teardown(() => receiver.close())
-  const port = await freePort()
   // A batch delay of a minute: only the shutdown flush can deliver these spans.
-  const p = run(t, ['-p', String(port), '--endpoint', receiver.url, '--batch-delay', '60s', '-i', '0'])
-  await waitForPort(port, 10_000)
+  const p = run(t, ['-p', '0', '--endpoint', receiver.url, '--batch-delay', '60s', '-i', '0'])
+  const port = await p.port()
   const h = await FakeHaproxy.connect({ host: '127.0.0.1', port })
   await h.hello()
   let sid = 1
@@ -120,16 +118,15 @@ t.test('SIGHUP reopens the log file (logrotate)', async (t) => {
 })
 
 t.test('a second signal exits at once', async (t) => {
-  const port = await freePort()
   // Every ACK waits 20 s, so the graceful stop has an in-flight frame to wait for.
-  const p = run(t, ['-p', String(port), '--exporter', 'none', '-t', '20s', '--shutdown-timeout', '30s', '-i', '0'])
-  await waitForPort(port, 10_000)
+  const p = run(t, ['-p', '0', '--exporter', 'none', '-t', '20s', '--shutdown-timeout', '30s', '-i', '0'])
+  const port = await p.port()
   const h = await FakeHaproxy.connect({ host: '127.0.0.1', port })
   await h.hello()
   h.notify(1, 1, nineSpanFlow({ uniqueId: 'slow' })[0]!)
   await new Promise((r) => setTimeout(r, 200))
   p.child.kill('SIGTERM')
-  await new Promise((r) => setTimeout(r, 300))
+  await p.line((l) => l.msg === 'stopping')
   t.equal(p.child.exitCode, null, 'still stopping gracefully')
   p.child.kill('SIGINT')
   t.same(await within(p.exit, 5000, 'second signal'), { code: 1, signal: null })

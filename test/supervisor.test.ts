@@ -14,9 +14,9 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { parseCli } from '../src/daemon/cli.js'
 import { BACKOFF, RESTARTS_ENV, RestartBackoff, restartDelayMs, shouldSupervise, SUPERVISOR_ENV, supervisedBy } from '../src/daemon/supervisor.js'
-import { freePort, waitForPort } from './helpers/haproxy.js'
-import { alive } from './helpers/process.js'
-import { eventually } from './helpers/wait.js'
+import { freePort, waitForPort } from '../harness/ports.js'
+import { alive } from '../harness/process.js'
+import { eventually } from '../harness/wait.js'
 
 const BIN = join(process.cwd(), 'bin', 'spoa-tracer')
 

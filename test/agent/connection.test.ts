@@ -17,9 +17,9 @@ import {
   VarScope,
 } from '../../src/spop/index.js'
 import { bytes } from '../helpers/bytes.js'
-import { FakeHaproxy, haproxyHello } from '../helpers/fake-haproxy.js'
+import { FakeHaproxy, haproxyHello } from '../../harness/spop-client.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
-import { eventually } from '../helpers/wait.js'
+import { eventually, within } from '../../harness/wait.js'
 
 async function startAgent(
   t: Test,
@@ -481,8 +481,11 @@ t.test('timeouts: no HELLO, and a frame that never completes', async (t) => {
 t.test('graceful close: in-flight frames are ACKed, then AGENT-DISCONNECT 0', async (t) => {
   let release!: () => void
   const gate = new Promise<void>((r) => (release = r))
+  let arrived!: () => void
+  const inHandler = new Promise<void>((r) => (arrived = r))
   const { server, addr } = await startAgent(t, {
     handler: async () => {
+      arrived()
       await gate
       return [setVar(VarScope.TXN, 'late', tv.bool(true))]
     },
@@ -490,9 +493,9 @@ t.test('graceful close: in-flight frames are ACKed, then AGENT-DISCONNECT 0', as
   const h = await FakeHaproxy.connect(addr)
   await h.hello()
   h.notify(9, 1, [msg('m')])
-  await new Promise((r) => setTimeout(r, 50))
+  await within(inHandler, 2000, 'the NOTIFY reaching the handler')
   const closing = server.close(2000)
-  setTimeout(release, 100)
+  release()
   const ack = await h.next()
   t.same([ack.type, ack.streamId], ['ack', 9], 'the in-flight frame is answered first')
   await expectDisconnect(t, h, 0, 'shutdown')
@@ -501,11 +504,18 @@ t.test('graceful close: in-flight frames are ACKed, then AGENT-DISCONNECT 0', as
 })
 
 t.test('graceful close gives up at its deadline', async (t) => {
-  const { server, addr } = await startAgent(t, { handler: () => new Promise<Action[]>(() => {}) })
+  let arrived!: () => void
+  const inHandler = new Promise<void>((r) => (arrived = r))
+  const { server, addr } = await startAgent(t, {
+    handler: () => {
+      arrived()
+      return new Promise<Action[]>(() => {})
+    },
+  })
   const h = await FakeHaproxy.connect(addr)
   await h.hello()
   h.notify(1, 1, [msg('m')])
-  await new Promise((r) => setTimeout(r, 50))
+  await within(inHandler, 2000, 'the NOTIFY reaching the handler')
   const started = Date.now()
   await server.close(300)
   t.ok(Date.now() - started < 2000, 'bounded')

@@ -10,9 +10,8 @@
 import t, { type Test } from 'tap'
 import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
-import { OtlpSpanKind } from '../helpers/otlp-receiver.js'
-import { startStack } from '../helpers/stack.js'
-import { sleep } from '../helpers/wait.js'
+import { OtlpSpanKind } from '../../harness/otlp-receiver.js'
+import { exportIdle, spansBeforeMarker, startStack } from '../helpers/stack.js'
 
 const bin = requireHaproxy(t)
 const T = '4bf92f3577b34da6a3ce929d0e0e4736'
@@ -25,15 +24,16 @@ async function stack(t: Test, samplePercent = 100, env: Record<string, string> =
     spoe: 'haproxy/spoe-compact.cfg',
     env: { SPOA_SAMPLE_PERCENT: String(samplePercent), ...env },
   })
+  /** One request; its spans (none expected: those that arrived before a later traced request's), the headers the backend received. */
   const request = async (path: string, headers: Record<string, string> = {}, expectSpans = true) => {
     receiver.clear()
     const res = await get(`http://127.0.0.1:${fePort}${path}`, headers)
     t.equal(res.status, 200, `${path}: 200`)
     const seen = origin.requests.find((r) => r.url === path)!
-    const spans = expectSpans ? await receiver.waitForSpans(1, 10_000) : (await sleep(400), receiver.spans)
-    await sleep(100) // the rest of the same batch
-    const byKind = (k: number) => receiver.spans.find((s) => s.kind === k)
-    return { all: receiver.spans, spans, server: byKind(OtlpSpanKind.SERVER), client: byKind(OtlpSpanKind.CLIENT), backend: seen.headers }
+    if (expectSpans) await receiver.waitForSpans(1, 10_000)
+    const all = expectSpans ? (await exportIdle(daemon), receiver.spans.slice()) : await spansBeforeMarker(receiver, daemon, fePort)
+    const byKind = (k: number) => all.find((s) => s.kind === k)
+    return { all, server: byKind(OtlpSpanKind.SERVER), client: byKind(OtlpSpanKind.CLIENT), backend: seen.headers }
   }
   return { request, daemon }
 }

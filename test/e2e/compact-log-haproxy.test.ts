@@ -16,12 +16,16 @@ import { DEFAULT_CONFIG } from '../../src/daemon/config.js'
 import type { LogAddress } from '../../src/intake/log/index.js'
 import { unixDgram } from '../../src/intake/log/unix-dgram.js'
 import { startDaemon } from '../../src/daemon/main.js'
-import { freePort, haproxyAtLeast, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
+import { exportIdle, spansBeforeMarker } from '../helpers/stack.js'
+import { haproxyAtLeast, startHaproxy } from '../../harness/haproxy.js'
+import { freePort } from '../../harness/ports.js'
+import { median } from '../../harness/report.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
 import { silentLogger } from '../helpers/logger.js'
 import { type Origin, startOrigin } from '../helpers/origin.js'
-import { OtlpSpanKind, type OtlpReceiver, startOtlpReceiver } from '../helpers/otlp-receiver.js'
-import { eventually, sleep } from '../helpers/wait.js'
+import { OtlpSpanKind, type OtlpReceiver, startOtlpReceiver } from '../../harness/otlp-receiver.js'
+import { eventually } from '../../harness/wait.js'
 
 const bin = requireHaproxy(t)
 const skip = bin === null
@@ -53,15 +57,14 @@ async function agent(t: Test, receiver: OtlpReceiver, intake: LogAddress) {
 }
 
 async function haproxy(t: Test, origin: Origin, env: Record<string, string>, configs: string[] = [CFG]) {
-  const fePort = await freePort()
   const h = await startHaproxy({
     bin: bin!,
     config: configs,
-    env: { HAPROXY_BIND: `127.0.0.1:${fePort}`, BACKEND_ADDR: `127.0.0.1:${origin.port}`, ...env },
-    waitPort: fePort,
+    bind: (p) => ({ HAPROXY_BIND: `127.0.0.1:${p}` }),
+    env: { BACKEND_ADDR: `127.0.0.1:${origin.port}`, ...env },
   })
   t.teardown(() => h.stop())
-  return { h, fePort }
+  return { h, fePort: h.port }
 }
 
 async function stack(t: Test, transport: 'udp' | 'tcp' | 'unix', env: Record<string, string> = {}) {
@@ -87,18 +90,20 @@ async function stack(t: Test, transport: 'udp' | 'tcp' | 'unix', env: Record<str
     t.equal(res.status, 200, `${path}: 200`)
     const seen = origin.requests.find((r) => r.url === path) ?? origin.requests.find((r) => r.url?.startsWith(path.split("?")[0]!))!
     if (expectSpans) await receiver.waitForSpans(3, 10_000)
-    else await sleep(400)
-    await sleep(100) // the rest of the same batch
-    const byKind = (k: number) => receiver.spans.find((s) => s.kind === k)
-    return { all: receiver.spans, server: byKind(OtlpSpanKind.SERVER), client: byKind(OtlpSpanKind.CLIENT), backend: seen.headers }
+    else markers++
+    const all = expectSpans ? (await exportIdle(daemon), receiver.spans.slice()) : await spansBeforeMarker(receiver, daemon, fePort)
+    const byKind = (k: number) => all.find((s) => s.kind === k)
+    return { all, server: byKind(OtlpSpanKind.SERVER), client: byKind(OtlpSpanKind.CLIENT), backend: seen.headers }
   }
-  return { request, daemon, receiver }
+  /** Traced requests the tests made (each "no span" check sends a traced marker after its request). */
+  let markers = 0
+  return { request, daemon, receiver, markers: () => markers }
 }
 
 for (const transport of ['udp', 'tcp', 'unix'] as const) {
   const noUnix = transport === 'unix' && unixDgram() === null ? 'node-unix-socket (optional) is not installed' : false
   t.test(`log intake over ${transport}: trees, propagation to the server, hostile values`, { skip: skip || noUnix }, async (t) => {
-    const { request, daemon } = await stack(t, transport)
+    const { request, daemon, markers } = await stack(t, transport)
     const ua = 'a "q" ]b\\c é 𝄞 [x="y"]'
     // Node.js sends header bytes as latin1: the UTF-8 bytes of ua, as a client would.
     const joined = await request('/joined?x="1"]', { traceparent: `00-${T}-${P}-01`, tracestate: 'rojo=1', 'user-agent': Buffer.from(ua).toString('latin1') })
@@ -131,10 +136,9 @@ for (const transport of ['udp', 'tcp', 'unix'] as const) {
     t.equal(health.all.length, 0, 'health checks are not traced')
 
     const s = daemon.logIntake!.stats
-    t.equal(s.traced, 2)
+    t.equal(s.traced, 2 + markers())
     t.same(Object.fromEntries(s.rejected), {}, 'no record rejected')
     // 3.1+: our log-profile sends nothing for a request not traced; 2.6 logs every request.
-    // (2.6: also the <BADREQ> of the probe that waited for HAProxy's port.)
     if (v31) t.equal(s.untraced, 0, 'no record for untraced requests')
     else t.ok(s.untraced >= 2, `untraced requests still send a record (2.6): ${s.untraced}`)
     t.equal(daemon.store.size, 0, 'the agent kept no state')
@@ -142,20 +146,20 @@ for (const transport of ['udp', 'tcp', 'unix'] as const) {
 }
 
 t.test('sampling: SPOA_SAMPLE_PERCENT=0 traces only requests with a sampled parent', { skip }, async (t) => {
-  const { request, daemon } = await stack(t, 'udp', { SPOA_SAMPLE_PERCENT: '0' })
+  const { request, daemon, markers } = await stack(t, 'udp', { SPOA_SAMPLE_PERCENT: '0' })
   const none = await request('/new', {}, false)
   t.equal(none.all.length, 0)
   t.match(none.backend.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'the context still goes on, not sampled')
   const parent = await request('/parent', { traceparent: `00-${T}-${P}-01` })
   t.equal(parent.server!.traceId, T, 'a sampled parent is honoured')
-  t.equal(daemon.logIntake!.stats.traced, 1)
+  t.equal(daemon.logIntake!.stats.traced, 1 + markers())
 })
 
 t.test('HAProxy 2.6, SPOA_LOG_TRACED_ONLY=1: untraced requests send nothing to our target', { skip: skip || v31 ? 'HAProxy 2.6 only (3.1+ always does)' : false }, async (t) => {
-  const { request, daemon } = await stack(t, 'udp', { SPOA_LOG_TRACED_ONLY: '1', SPOA_SAMPLE_PERCENT: '0' })
+  const { request, daemon, markers } = await stack(t, 'udp', { SPOA_LOG_TRACED_ONLY: '1', SPOA_SAMPLE_PERCENT: '0' })
   await request('/new', {}, false)
   await request('/parent', { traceparent: `00-${T}-${P}-01` })
-  t.same([daemon.logIntake!.stats.records, daemon.logIntake!.stats.traced], [1, 1])
+  t.same([daemon.logIntake!.stats.records, daemon.logIntake!.stats.traced], [1 + markers(), 1 + markers()])
 })
 
 /** HAProxy's access log, as an operator's syslog receives it. */
@@ -205,7 +209,7 @@ t.test("the operator's access log is left unchanged", { skip }, async (t) => {
     }
     t.ok(await eventually(() => [local, rfc5424].every((c) => c.lines.filter((l) => l.includes('"GET ')).length >= 4), 5000), 'the access log lines arrived')
     await h.stop()
-    // Requests only: the probe that waited for the port logs a <BADREQ> in both runs.
+    // Requests only (HAProxy may log other events, the same in both runs).
     const requests = (lines: string[]) => lines.filter((l) => l.includes('"GET ')).map(masked)
     return { local: requests(local.lines), rfc5424: requests(rfc5424.lines) }
   }
@@ -244,8 +248,6 @@ async function agentProcess(t: Test, receiver: OtlpReceiver, intake: string): Pr
   if (child.exitCode !== null) throw new Error(`agent exited:\n${out}`)
   return { child, stop }
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 for (const transport of ['udp', 'tcp'] as const) {
   t.test(`the agent killed, stopped (SIGSTOP) and restarted (${transport}): no request waits, spans resume`, { skip }, async (t) => {

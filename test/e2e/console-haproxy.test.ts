@@ -7,10 +7,12 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import t from 'tap'
-import { freePort, requireHaproxy, startHaproxy, waitForPort } from '../helpers/haproxy.js'
+import { startHaproxy } from '../../harness/haproxy.js'
+import { freePort, waitForPort } from '../../harness/ports.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
 import { startOrigin } from '../helpers/origin.js'
-import { eventually } from '../helpers/wait.js'
+import { eventually } from '../../harness/wait.js'
 
 const bin = requireHaproxy(t)
 const BIN = join(process.cwd(), 'bin', 'spoa-tracer')
@@ -30,19 +32,18 @@ t.test('console exporter: one readable tree per trace on stdout, logs on stderr'
   await waitForPort(agentPort, 15_000)
   const origin = await startOrigin()
   t.teardown(() => origin.close())
-  const fePort = await freePort()
   const haproxy = await startHaproxy({
     bin: bin!,
     config: 'haproxy/haproxy.cfg',
+    bind: (p) => ({ HAPROXY_BIND: `127.0.0.1:${p}` }),
     env: {
-      HAPROXY_BIND: `127.0.0.1:${fePort}`,
       BACKEND_ADDR: `127.0.0.1:${origin.port}`,
       AGENT_ADDR: `127.0.0.1:${agentPort}`,
       SPOE_CONF: 'haproxy/spoe.cfg',
       SPOA_TIMEOUT_PROCESSING: '2s',
     },
-    waitPort: fePort,
   })
+  const fePort = haproxy.port
   t.teardown(() => haproxy.stop())
   // HAProxy's first health check may have run before the agent listened: wait for a traced request.
   const traced = () => (out.match(/^trace /gm) ?? []).length

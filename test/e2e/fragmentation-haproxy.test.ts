@@ -10,13 +10,14 @@
 import t, { type Test } from 'tap'
 import { type Config, DEFAULT_CONFIG } from '../../src/daemon/config.js'
 import { startDaemon } from '../../src/daemon/main.js'
-import { freePort, haproxyAtLeast, haproxyVersion, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
+import { haproxyAtLeast, haproxyVersion, startHaproxy } from '../../harness/haproxy.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
 import { silentLogger } from '../helpers/logger.js'
 import { startOrigin } from '../helpers/origin.js'
-import { startOtlpReceiver } from '../helpers/otlp-receiver.js'
+import { startOtlpReceiver } from '../../harness/otlp-receiver.js'
 import { startTcpRelay } from '../helpers/tcp-relay.js'
-import { eventually } from '../helpers/wait.js'
+import { eventually } from '../../harness/wait.js'
 
 const bin = requireHaproxy(t)
 const fragments = bin !== null && !haproxyAtLeast(bin, 3, 1)
@@ -38,18 +39,17 @@ async function stack(t: Test, timeoutProcessing: string) {
   t.teardown(() => relay.close())
   const origin = await startOrigin()
   t.teardown(() => origin.close())
-  const fePort = await freePort()
   const haproxy = await startHaproxy({
     bin: bin!,
     config: 'haproxy/test/fragmentation.cfg',
+    bind: (p) => ({ FE_PORT: String(p) }),
     env: {
-      FE_PORT: String(fePort),
       ORIGIN_PORT: String(origin.port),
       AGENT_PORT: String(relay.port),
       SPOA_TIMEOUT_PROCESSING: timeoutProcessing,
     },
-    waitPort: fePort,
   })
+  const fePort = haproxy.port
   t.teardown(() => haproxy.stop())
   const url = (path: string) => `http://127.0.0.1:${fePort}${path}`
   // HAProxy's first check may run before the agent listens: wait until a request is traced.

@@ -9,12 +9,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import t, { type Test } from 'tap'
-import { freePort, haproxyAtLeast, requireHaproxy, startHaproxy, waitForPort } from '../helpers/haproxy.js'
+import { haproxyAtLeast, startHaproxy } from '../../harness/haproxy.js'
+import { waitServerUp } from '../../harness/haproxy-stats.js'
+import { freePort, waitForPort } from '../../harness/ports.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
-import { alive } from '../helpers/process.js'
+import { alive } from '../../harness/process.js'
 import { startOrigin } from '../helpers/origin.js'
-import { type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.js'
-import { eventually, sleep } from '../helpers/wait.js'
+import { type ReceivedSpan, startOtlpReceiver } from '../../harness/otlp-receiver.js'
+import { eventually } from '../../harness/wait.js'
 
 const bin = requireHaproxy(t)
 // HAProxy 3.3 removed the `program` section: there the agent runs under
@@ -28,15 +31,14 @@ async function setup(t: Test) {
   t.teardown(() => receiver.close())
   const origin = await startOrigin()
   t.teardown(() => origin.close())
-  const fePort = await freePort()
   const agentPort = await freePort()
   const agentLog = join(dir, 'agent.log')
   const haproxy = await startHaproxy({
     bin: bin!,
     config: 'haproxy/haproxy-mw.cfg',
     args: ['-W'],
+    bind: (p) => ({ HAPROXY_BIND: `127.0.0.1:${p}` }),
     env: {
-      HAPROXY_BIND: `127.0.0.1:${fePort}`,
       BACKEND_ADDR: `127.0.0.1:${origin.port}`,
       AGENT_PORT: String(agentPort),
       SPOA_TRACER: resolve('bin/spoa-tracer'),
@@ -47,15 +49,15 @@ async function setup(t: Test) {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_BSP_SCHEDULE_DELAY: '100',
     },
-    waitPort: fePort,
   })
+  const fePort = haproxy.port
   t.teardown(() => haproxy.stop())
   await waitForPort(agentPort, 10_000)
   const startedLines = () => readFileSync(agentLog, 'utf8').split('\n').filter((l) => l.includes('"spoa-tracer started"'))
   t.ok(await eventually(() => existsSync(agentLog) && startedLines().length === 1, 10_000), 'the agent started')
   const agentPid = (JSON.parse(startedLines()[0]!) as { pid: number }).pid
-  // Let HAProxy's health check see the agent up before the first request.
-  await sleep(700)
+  // HAProxy's health check must have seen the agent up before the first request (srv_is_up() guards the events).
+  await waitServerUp(haproxy.stats, 'spoa-tracer', 'agent')
   return { dir, receiver, origin, fePort, agentLog, haproxy, agentPid, startedLines }
 }
 
@@ -91,10 +93,12 @@ t.test('HAProxy launches the agent; a reload under traffic loses nothing; soft-s
     }
   }
   const clients = Promise.all([0, 1, 2, 3].map(client))
-  await sleep(700)
+  // Traffic before the reload, and as much again after it.
+  await eventually(() => urls.length >= 20, 10_000)
   process.kill(haproxy.pid, 'SIGUSR2') // master-worker reload
   t.ok(await eventually(() => /Reloading HAProxy/.test(haproxy.output()), 5000), 'HAProxy reloaded')
-  await sleep(1500)
+  const atReload = urls.length
+  t.ok(await eventually(() => urls.length >= atReload + 40, 15_000), 'requests go on after the reload')
   running = false
   await clients
   t.same(failures, [], 'no request failed across the reload')

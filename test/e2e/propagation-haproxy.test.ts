@@ -9,9 +9,8 @@ import t, { type Test } from 'tap'
 import type { Propagator } from '../../src/tracing/propagation.js'
 import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
-import type { ReceivedSpan } from '../helpers/otlp-receiver.js'
-import { startStack } from '../helpers/stack.js'
-import { sleep } from '../helpers/wait.js'
+import type { ReceivedSpan } from '../../harness/otlp-receiver.js'
+import { spansBeforeMarker, startStack } from '../helpers/stack.js'
 
 const bin = requireHaproxy(t)
 const T = '4bf92f3577b34da6a3ce929d0e0e4736'
@@ -30,7 +29,7 @@ async function stack(t: Test, propagators: Propagator[]) {
     const res = await get(`http://127.0.0.1:${fePort}${path}`, headers)
     t.equal(res.status, 200, `${path}: 200`)
     const seen = origin.requests.find((r) => r.url === path)!
-    const got = spans > 0 ? await receiver.waitForSpans(spans, 10_000) : (await sleep(400), receiver.spans)
+    const got = spans > 0 ? await receiver.waitForSpans(spans, 10_000) : await spansBeforeMarker(receiver, daemon, fePort)
     return { spans: new Map(got.map((s) => [s.name, s] as [string, ReceivedSpan])), all: got, backend: seen.headers }
   }
   return { request, daemon }

@@ -10,9 +10,9 @@
 import t, { type Test } from 'tap'
 import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
-import { OtlpSpanKind, OtlpStatusCode, type ReceivedSpan } from '../helpers/otlp-receiver.js'
+import { OtlpSpanKind, OtlpStatusCode, type ReceivedSpan } from '../../harness/otlp-receiver.js'
 import { startStack } from '../helpers/stack.js'
-import { eventually } from '../helpers/wait.js'
+import { eventually } from '../../harness/wait.js'
 
 const bin = requireHaproxy(t)
 const UA = 'e2e-client/1.0 (semconv; +tests)'

@@ -7,10 +7,11 @@
 import t from 'tap'
 import { AgentServer } from '../../src/agent/index.js'
 import { type Action, type Message, setVar, tv, unsetVar, VarScope } from '../../src/spop/index.js'
-import { freePort, haproxyVersion, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
+import { haproxyVersion, startHaproxy } from '../../harness/haproxy.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
 import { silentLogger } from '../helpers/logger.js'
 import { startOrigin } from '../helpers/origin.js'
-import { eventually } from '../helpers/wait.js'
+import { eventually } from '../../harness/wait.js'
 
 const bin = requireHaproxy(t)
 
@@ -62,19 +63,18 @@ for (const engine of ['e2e', 'e2e-nopipe']) {
     t.teardown(() => agent.destroy())
     const origin = await startOrigin()
     t.teardown(() => origin.close())
-    const fePort = await freePort()
     const haproxy = await startHaproxy({
       bin: bin!,
       config: 'haproxy/test/spop-types.cfg',
+      bind: (p) => ({ FE_PORT: String(p) }),
       env: {
-        FE_PORT: String(fePort),
         ORIGIN_PORT: String(origin.port),
         AGENT_PORT: String(addr.port),
         SPOE_ENGINE: engine,
         SPOE_CONF: 'haproxy/test/spop-types-spoe.cfg',
       },
-      waitPort: fePort,
     })
+    const fePort = haproxy.port
     t.teardown(() => haproxy.stop())
 
     const get = async (tag: string, path: string) => {

@@ -5,9 +5,9 @@
 // the tags and the baggage; none twice, none missing. Protobuf and JSON.
 
 import t from 'tap'
-import { NINE_SPAN_TREE } from '../../bench/flows/nine-span.js'
+import { NINE_SPAN_TREE } from '../../harness/flows/nine-span.js'
 import { requireHaproxy } from '../helpers/haproxy.js'
-import { OtlpSpanKind, OtlpStatusCode, type ReceivedSpan } from '../helpers/otlp-receiver.js'
+import { OtlpSpanKind, OtlpStatusCode, type ReceivedSpan } from '../../harness/otlp-receiver.js'
 import { startStack } from '../helpers/stack.js'
 
 const bin = requireHaproxy(t)

@@ -6,16 +6,16 @@
 // is down says what it drops and exits by --shutdown-timeout.
 
 import t, { type Test } from 'tap'
-import { nineSpanFlow } from '../../bench/flows/nine-span.js'
+import { nineSpanFlow } from '../../harness/flows/nine-span.js'
 import { ExportHealth } from '../../src/export/health.js'
 import { ExportStats } from '../../src/export/stats.js'
-import { type Proc, run, within } from '../helpers/agent-process.js'
-import { FakeHaproxy } from '../helpers/fake-haproxy.js'
-import { freePort, waitForPort } from '../helpers/haproxy.js'
+import { type Proc, run } from '../helpers/agent-process.js'
+import { FakeHaproxy } from '../../harness/spop-client.js'
+import { freePort, waitForPort } from '../../harness/ports.js'
 import { http } from '../helpers/http.js'
 import { captureLogger } from '../helpers/logger.js'
-import { type OtlpReceiver, startOtlpReceiver } from '../helpers/otlp-receiver.js'
-import { eventually } from '../helpers/wait.js'
+import { type OtlpReceiver, startOtlpReceiver } from '../../harness/otlp-receiver.js'
+import { eventually, within } from '../../harness/wait.js'
 
 t.test('ExportHealth: the first failure at once, then at most one line per interval, the recovery once', async (t) => {
   let now = 1_000_000

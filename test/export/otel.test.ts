@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createOtlpEncoder, createRecordExporter, FileSpanExporter, SpanConverter } from '../../src/export/otel.js'
 import { DEFAULT_EXPORT_CONFIG } from '../../src/export/config.js'
-import { decodeJsonRequest, decodeProtobufRequest } from '../helpers/otlp-receiver.js'
+import { decodeJsonRequest, decodeProtobufRequest } from '../../harness/otlp-receiver.js'
 import { tree } from '../helpers/spans.js'
 
 const scope = { name: 'spoa-tracer', version: '1.2.3' }

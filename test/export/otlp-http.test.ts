@@ -8,8 +8,8 @@ import t, { type Test } from 'tap'
 import { createOtlpEncoder } from '../../src/export/otel.js'
 import { DEFAULT_EXPORT_CONFIG } from '../../src/export/config.js'
 import { OtlpHttpTransport, type OtlpHttpOptions, retryAfterMs } from '../../src/export/otlp-http.js'
-import { freePort } from '../helpers/haproxy.js'
-import { startOtlpReceiver } from '../helpers/otlp-receiver.js'
+import { freePort } from '../../harness/ports.js'
+import { startOtlpReceiver } from '../../harness/otlp-receiver.js'
 import { tree } from '../helpers/spans.js'
 
 const scope = { name: 'spoa-tracer', version: '0.0.0' }

@@ -8,7 +8,7 @@ import { defaultResource } from '@opentelemetry/resources'
 import { SpanConverter } from '../../src/export/otel.js'
 import { OtlpProtobufEncoder } from '../../src/export/otlp-protobuf.js'
 import type { FinishedSpan } from '../../src/tracing/types.js'
-import { decodeProtobufRequest } from '../helpers/otlp-receiver.js'
+import { decodeProtobufRequest } from '../../harness/otlp-receiver.js'
 import { record, tree } from '../helpers/spans.js'
 
 const scope = { name: 'spoa-tracer', version: '1.2.3' }

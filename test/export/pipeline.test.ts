@@ -8,13 +8,13 @@ import { SpanQueue } from '../../src/export/span-queue.js'
 import { ExportStats } from '../../src/export/stats.js'
 import { DEFAULT_CONFIG } from '../../src/daemon/config.js'
 import { startDaemon } from '../../src/daemon/main.js'
-import { nineSpanFlow } from '../../bench/flows/nine-span.js'
-import { FakeHaproxy } from '../helpers/fake-haproxy.js'
-import { freePort } from '../helpers/haproxy.js'
+import { nineSpanFlow } from '../../harness/flows/nine-span.js'
+import { FakeHaproxy } from '../../harness/spop-client.js'
+import { freePort } from '../../harness/ports.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
-import { startOtlpReceiver } from '../helpers/otlp-receiver.js'
+import { startOtlpReceiver } from '../../harness/otlp-receiver.js'
 import { tree } from '../helpers/spans.js'
-import { eventually } from '../helpers/wait.js'
+import { eventually } from '../../harness/wait.js'
 
 async function pipeline(t: Test, over: Partial<ExportConfig>) {
   const stats = new ExportStats()

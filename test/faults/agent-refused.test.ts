@@ -9,7 +9,8 @@
 import { performance } from 'node:perf_hooks'
 import t from 'tap'
 import { expectResumed, measureFault, PROFILES, startFaultStack, TIMEOUT_PROCESSING_MS, type Timed, timedGet } from '../helpers/agent-faults.js'
-import { requireHaproxy, waitForPort } from '../helpers/haproxy.js'
+import { waitForPort } from '../../harness/ports.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
 
 const bin = requireHaproxy(t)
 

@@ -11,9 +11,9 @@ import t from 'tap'
 import { AgentServer } from '../../src/agent/index.js'
 import { encodeFrame } from '../../src/spop/index.js'
 import { ConnectionFlood } from '../helpers/connection-flood.js'
-import { FakeHaproxy, haproxyHello } from '../helpers/fake-haproxy.js'
+import { FakeHaproxy, haproxyHello } from '../../harness/spop-client.js'
 import { silentLogger } from '../helpers/logger.js'
-import { eventually } from '../helpers/wait.js'
+import { eventually } from '../../harness/wait.js'
 
 const N = 2500
 const MAX_CONNECTIONS = 2000

@@ -11,9 +11,9 @@ import t from 'tap'
 import { DEFAULT_CONFIG } from '../../src/daemon/config.js'
 import { startDaemon } from '../../src/daemon/main.js'
 import { encodeFrame, type Message, type NamedValue, tv } from '../../src/spop/index.js'
-import { FakeHaproxy } from '../helpers/fake-haproxy.js'
+import { FakeHaproxy } from '../../harness/spop-client.js'
 import { silentLogger } from '../helpers/logger.js'
-import { startOtlpReceiver } from '../helpers/otlp-receiver.js'
+import { startOtlpReceiver } from '../../harness/otlp-receiver.js'
 
 const MAX_ATTRIBUTES = 16
 const MAX_EVENTS = 8

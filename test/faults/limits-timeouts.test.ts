@@ -12,9 +12,9 @@ import t, { type Test } from 'tap'
 import { AgentServer, type AgentServerOptions, type Connection, type ListenAddress } from '../../src/agent/index.js'
 import { disconnectInfo, encodeFrame, type Frame, type FrameReader, kvGet, tv } from '../../src/spop/index.js'
 import { bytes } from '../helpers/bytes.js'
-import { FakeHaproxy, haproxyHello } from '../helpers/fake-haproxy.js'
+import { FakeHaproxy, haproxyHello } from '../../harness/spop-client.js'
 import { silentLogger } from '../helpers/logger.js'
-import { eventually, sleep } from '../helpers/wait.js'
+import { eventually, sleep } from '../../harness/wait.js'
 
 // The server sweeps its timeouts once a second: a deadline of D ms fires
 // between D and D + 1000 ms after it starts. SLACK covers a loaded machine.

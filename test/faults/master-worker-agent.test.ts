@@ -11,17 +11,19 @@
 // HAPROXY_BIN selects another HAProxy; 3.3 has no program section (skipped).
 
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
+import { type AddressInfo, createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import t, { type Test } from 'tap'
 import { expectResumed, Lines, measureFault, TIMEOUT_PROCESSING_MS, timedGet, untilTraced } from '../helpers/agent-faults.js'
-import { freePort, haproxyAtLeast, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
+import { haproxyAtLeast, startHaproxy } from '../../harness/haproxy.js'
+import { freePort } from '../../harness/ports.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
 import { startOrigin } from '../helpers/origin.js'
-import { startOtlpReceiver } from '../helpers/otlp-receiver.js'
-import { alive } from '../helpers/process.js'
-import { eventually } from '../helpers/wait.js'
+import { startOtlpReceiver } from '../../harness/otlp-receiver.js'
+import { alive } from '../../harness/process.js'
+import { eventually } from '../../harness/wait.js'
 
 const bin = requireHaproxy(t)
 const skip = bin === null ? true : haproxyAtLeast(bin, 3, 3) ? 'HAProxy 3.3+ has no program section (master-worker launch)' : false
@@ -43,14 +45,13 @@ async function setup(t: Test, agentPort: number) {
   t.teardown(() => receiver.close())
   const origin = await startOrigin()
   t.teardown(() => origin.close())
-  const fePort = await freePort()
   const agentLog = join(dir, 'agent.log')
   const haproxy = await startHaproxy({
     bin: bin!,
     config: 'haproxy/haproxy-mw.cfg',
     args: ['-W'],
+    bind: (p) => ({ HAPROXY_BIND: `127.0.0.1:${p}` }),
     env: {
-      HAPROXY_BIND: `127.0.0.1:${fePort}`,
       BACKEND_ADDR: `127.0.0.1:${origin.port}`,
       AGENT_PORT: String(agentPort),
       SPOA_TRACER: resolve('bin/spoa-tracer'),
@@ -61,8 +62,8 @@ async function setup(t: Test, agentPort: number) {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_BSP_SCHEDULE_DELAY: '50',
     },
-    waitPort: fePort,
   })
+  const fePort = haproxy.port
   const haproxyLines = new Lines(haproxy.child)
   const log = (): LogLine[] =>
     existsSync(agentLog)
@@ -122,10 +123,10 @@ t.test('the agent launched by HAProxy killed with SIGKILL: HAProxy serves on, th
 })
 
 t.test('the agent launched by HAProxy cannot listen (port taken): HAProxy serves on; the agent starts once the port is free', { skip }, async (t) => {
-  const agentPort = await freePort()
   // Something else holds the port: it accepts and hangs up, as a wrong service would.
   const squatter: Server = createServer((s) => s.destroy())
-  await new Promise<void>((ok) => squatter.listen(agentPort, '127.0.0.1', ok))
+  await new Promise<void>((ok) => squatter.listen(0, '127.0.0.1', ok))
+  const agentPort = (squatter.address() as AddressInfo).port
   let squatting = true
   const release = (): Promise<void> => (squatting ? ((squatting = false), new Promise<void>((ok) => squatter.close(() => ok()))) : Promise.resolve())
   t.teardown(release)

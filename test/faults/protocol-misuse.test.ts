@@ -10,10 +10,10 @@ import t, { type Test } from 'tap'
 import { AgentServer, type ListenAddress } from '../../src/agent/index.js'
 import { disconnectFrame, disconnectInfo, encodeFrame, type Frame, type HelloFrame, type NamedValue, tv } from '../../src/spop/index.js'
 import { bytes } from '../helpers/bytes.js'
-import { haproxyHello } from '../helpers/fake-haproxy.js'
+import { haproxyHello } from '../../harness/spop-client.js'
 import { captureLogger } from '../helpers/logger.js'
-import { type ProbeResult, probe } from '../helpers/spop-probe.js'
-import { eventually } from '../helpers/wait.js'
+import { type ProbeResult, probe } from '../../harness/spop-probe.js'
+import { eventually } from '../../harness/wait.js'
 
 const HELLO = encodeFrame(haproxyHello({ capabilities: 'pipelining' }))
 const notify = (sid: number | bigint = 1, fid: number | bigint = 1): Buffer =>

@@ -22,10 +22,10 @@ import {
   tv,
   type TypedValue,
 } from '../../src/spop/index.js'
-import { FakeHaproxy, haproxyHello } from '../helpers/fake-haproxy.js'
+import { FakeHaproxy, haproxyHello } from '../../harness/spop-client.js'
 import { captureLogger } from '../helpers/logger.js'
-import { type ProbeResult, probe } from '../helpers/spop-probe.js'
-import { eventually } from '../helpers/wait.js'
+import { type ProbeResult, probe } from '../../harness/spop-probe.js'
+import { eventually } from '../../harness/wait.js'
 
 // About 5,000 hostile connections in a few seconds: runs x (1 to 10) cases per run.
 const RUNS = 1000

@@ -7,15 +7,18 @@
 // the agent DOWN and a series after it, then the recovery until a request
 // sent after it reaches the OTLP receiver as spans.
 
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { request } from 'node:http'
-import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { Test } from 'tap'
-import { freePort, type HaproxyProcess, startHaproxy, waitForPort } from './haproxy.js'
+import { type Haproxy, startHaproxy } from '../../harness/haproxy.js'
+import { freePort, waitForPort } from '../../harness/ports.js'
+import { type Proc, spawnTracked } from '../../harness/process.js'
+import { median } from '../../harness/report.js'
+import { BIN } from './agent-process.js'
 import { type Origin, startOrigin } from './origin.js'
-import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from './otlp-receiver.js'
-import { eventually } from './wait.js'
+import { type OtlpReceiver, type ReceivedSpan, startOtlpReceiver } from '../../harness/otlp-receiver.js'
+import { eventually } from '../../harness/wait.js'
 
 /** The shipped profiles, each with the fail-fast guards of its configuration. */
 export const PROFILES = [
@@ -39,7 +42,6 @@ export const ADDED_MS = 5
 /** Tracing is back within this long after the agent is. */
 export const RESUME_MS = 8000
 
-export const BIN = join(process.cwd(), 'bin', 'spoa-tracer')
 
 /** Lines of a child's stdout and stderr, each with the performance.now() it arrived at. */
 export class Lines {
@@ -77,44 +79,29 @@ export class Lines {
 export const AGENT_DOWN = /Server spoa-tracer\/agent is DOWN/
 export const AGENT_UP = /Server spoa-tracer\/agent is UP/
 
-export interface AgentProcess {
-  readonly pid: number
-  readonly child: ChildProcess
-  readonly exited: Promise<void>
-  output(): string
-}
+export type AgentProcess = Proc
 
 /** bin/spoa-tracer as its own process on `port`, exporting to `endpoint`; resolves once it listens. */
 export async function startAgentProcess(t: Test, port: number, endpoint: string, args: string[] = []): Promise<AgentProcess> {
-  const child = spawn(
-    process.execPath,
-    [BIN, '-p', String(port), '--exporter', 'otlp', '--endpoint', endpoint, '--batch-delay', '50ms', '-i', '0', '--tree-ttl', '2s', ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let out = ''
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  let gone = false
-  void exited.then(() => (gone = true))
-  t.teardown(async () => {
-    if (gone) return
-    child.kill('SIGKILL') // a stopped (SIGSTOP) process is killed as well
-    await exited
+  const p = spawnTracked({
+    name: 'the agent',
+    command: process.execPath,
+    args: [BIN, '-p', String(port), '--exporter', 'otlp', '--endpoint', endpoint, '--batch-delay', '50ms', '-i', '0', '--tree-ttl', '2s', ...args],
   })
-  await Promise.race([
-    waitForPort(port, 15_000),
-    exited.then(() => {
-      throw new Error(`the agent exited at start:\n${out}`)
-    }),
-  ])
-  return { pid: child.pid!, child, exited, output: () => out }
+  // SIGKILL: a stopped (SIGSTOP) process is killed as well.
+  t.teardown(() => p.stop(2000, 'SIGKILL'))
+  try {
+    await waitForPort(port, 15_000, () => !p.hasExited(), 'the agent')
+  } catch (err) {
+    throw new Error(`${(err as Error).message}:\n${p.output()}`)
+  }
+  return p
 }
 
 export interface FaultStack {
   receiver: OtlpReceiver
   origin: Origin
-  haproxy: HaproxyProcess
+  haproxy: Haproxy
   haproxyLines: Lines
   fePort: number
   agentPort: number
@@ -133,19 +120,18 @@ export async function startFaultStack(t: Test, bin: string, profile: Profile): P
   const stack = { receiver, origin, agentPort } as FaultStack
   stack.agent = await startAgentProcess(t, agentPort, receiver.tracesUrl)
   stack.restartAgent = async () => (stack.agent = await startAgentProcess(t, agentPort, receiver.tracesUrl))
-  stack.fePort = await freePort()
   stack.haproxy = await startHaproxy({
     bin,
     config: profile.config,
+    bind: (p) => ({ HAPROXY_BIND: `127.0.0.1:${p}` }),
     env: {
-      HAPROXY_BIND: `127.0.0.1:${stack.fePort}`,
       BACKEND_ADDR: `127.0.0.1:${origin.port}`,
       AGENT_ADDR: `127.0.0.1:${agentPort}`,
       SPOE_CONF: profile.spoe,
       SPOA_TIMEOUT_PROCESSING: `${TIMEOUT_PROCESSING_MS}ms`,
     },
-    waitPort: stack.fePort,
   })
+  stack.fePort = stack.haproxy.port
   t.teardown(() => stack.haproxy.stop())
   stack.haproxyLines = new Lines(stack.haproxy.child)
   return stack
@@ -176,12 +162,6 @@ export function timedGet(port: number, path: string, timeoutMs = 10_000): Promis
     req.on('error', () => done(0))
     req.end()
   })
-}
-
-export const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b)
-  const m = s.length >> 1
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 /** Spans that carry `marker` in one of their attribute values (the request's URL, whatever the attribute is named). */

@@ -1,14 +1,15 @@
 // The agent as a process for tests: bin/spoa-tracer (built into dist/)
-// spawned with arguments, its stdout and stderr kept, its JSON log lines
-// readable as they come, its exit awaited. Killed by PID at the end of the
-// test if still running; every wait is bounded.
+// spawned with arguments (harness/process.ts: its stdout and stderr kept),
+// its JSON log lines readable as they come, its exit awaited. Killed by PID
+// at the end of the test if still running; every wait is bounded.
 
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { eventually } from './wait.js'
+import { spawnTracked } from '../../harness/process.js'
+import { eventually } from '../../harness/wait.js'
 
 export const BIN = join(process.cwd(), 'bin', 'spoa-tracer')
 
@@ -21,39 +22,34 @@ export interface Proc {
   lines: () => Array<Record<string, unknown>>
   /** The first log line matching `match`, waiting for it at most `ms`; throws if none came. */
   line: (match: (l: Record<string, unknown>) => boolean, ms?: number) => Promise<Record<string, unknown>>
+  /** The port it listens on, from its start line (for `-p 0`, logs on stdout): no port picked beforehand, none raced for. */
+  port: (ms?: number) => Promise<number>
 }
 
 export function run(t: Test, args: string[], env: Record<string, string> = {}, cwd?: string): Proc {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) })
-  let out = ''
-  let err = ''
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
+  const p = spawnTracked({ name: 'spoa-tracer', command: process.execPath, args: [BIN, ...args], env, ...(cwd ? { cwd } : {}) })
+  const child = p.child
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   )
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
+  t.teardown(() => p.stop(2000, 'SIGKILL'))
   const lines = (): Array<Record<string, unknown>> =>
-    out
+    p
+      .stdout()
       .split('\n')
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>)
   const line = async (match: (l: Record<string, unknown>) => boolean, ms = 10_000): Promise<Record<string, unknown>> => {
     let found: Record<string, unknown> | undefined
     await eventually(() => (found = lines().find(match)) !== undefined || child.exitCode !== null, ms, 20)
-    if (found === undefined) throw new Error(`no such log line within ${ms} ms; stdout:\n${out}\nstderr:\n${err}`)
+    if (found === undefined) throw new Error(`no such log line within ${ms} ms; stdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`)
     return found
   }
-  return { child, out: () => out, err: () => err, exit, lines, line }
-}
-
-export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const r = await Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: not within ${ms} ms`)), ms)))])
-  clearTimeout(timer)
-  return r
+  const port = async (ms = 10_000): Promise<number> => {
+    const started = await line((l) => l.msg === 'spoa-tracer started', ms)
+    return (started.listen as { port: number }).port
+  }
+  return { child, out: p.stdout, err: p.stderr, exit, lines, line, port }
 }
 
 /** A fresh directory, removed after the test. */

@@ -12,12 +12,14 @@ import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import t, { type Test } from 'tap'
 import ts from 'typescript'
-import { freePort, haproxyAtLeast, requireHaproxy, startHaproxy } from '../helpers/haproxy.js'
+import { haproxyAtLeast, startHaproxy } from '../../harness/haproxy.js'
+import { freePort } from '../../harness/ports.js'
+import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
 import { startOrigin } from '../helpers/origin.js'
-import { type ReceivedSpan, startOtlpReceiver } from '../helpers/otlp-receiver.js'
-import { alive } from '../helpers/process.js'
-import { eventually } from '../helpers/wait.js'
+import { type ReceivedSpan, startOtlpReceiver } from '../../harness/otlp-receiver.js'
+import { alive } from '../../harness/process.js'
+import { eventually } from '../../harness/wait.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; dependencies: Record<string, string> }
@@ -170,7 +172,6 @@ t.test('the installed spoa-tracer behind HAProxy with the installed configuratio
   const origin = await startOrigin()
   t.teardown(() => origin.close())
   const agentPort = await freePort()
-  const fePort = await freePort()
 
   // The bin as npm linked it, started from outside the checkout.
   const agent = spawn(
@@ -194,15 +195,15 @@ t.test('the installed spoa-tracer behind HAProxy with the installed configuratio
     bin,
     cwd: work,
     config: join(conf, 'haproxy.cfg'),
+    bind: (p) => ({ HAPROXY_BIND: `127.0.0.1:${p}` }),
     env: {
-      HAPROXY_BIND: `127.0.0.1:${fePort}`,
       BACKEND_ADDR: `127.0.0.1:${origin.port}`,
       AGENT_ADDR: `127.0.0.1:${agentPort}`,
       SPOE_CONF: join(conf, 'spoe.cfg'),
       SPOA_TIMEOUT_PROCESSING: '2s',
     },
-    waitPort: fePort,
   })
+  const fePort = haproxy.port
   t.teardown(() => haproxy.stop())
 
   const urls = ['/install/0', '/install/1?x=1', '/install/2']
@@ -230,7 +231,6 @@ t.test('the installed spoa-tracer receives the log stream on a unix datagram soc
   t.teardown(() => receiver.close())
   const origin = await startOrigin()
   t.teardown(() => origin.close())
-  const fePort = await freePort()
   const sock = join(work, 'log.sock')
   const agent = spawn(installedBin, ['--port', '0', '--log-intake', `unix:${sock}`, '--endpoint', receiver.url, '--batch-delay', '50ms', '-i', '0', '--log-format', 'json'], {
     cwd: work,
@@ -250,9 +250,10 @@ t.test('the installed spoa-tracer receives the log stream on a unix datagram soc
     bin: haproxyBin!,
     cwd: work,
     config: join(conf, 'haproxy-compact-log.cfg'),
-    env: { HAPROXY_BIND: `127.0.0.1:${fePort}`, BACKEND_ADDR: `127.0.0.1:${origin.port}`, SPOA_LOG_TARGET: sock },
-    waitPort: fePort,
+    bind: (p) => ({ HAPROXY_BIND: `127.0.0.1:${p}` }),
+    env: { BACKEND_ADDR: `127.0.0.1:${origin.port}`, SPOA_LOG_TARGET: sock },
   })
+  const fePort = haproxy.port
   t.teardown(() => haproxy.stop())
   t.equal((await get(`http://127.0.0.1:${fePort}/install/log`)).status, 200)
   await receiver.waitForSpans(3, 15_000)
@@ -266,7 +267,6 @@ t.test('haproxy-mw.cfg from the package directory: the relative defaults and spo
   t.teardown(() => receiver.close())
   const origin = await startOrigin()
   t.teardown(() => origin.close())
-  const fePort = await freePort()
   const agentPort = await freePort()
   const agentLog = join(work, 'mw-agent.log')
   const env = cleanEnv({ PATH: `${join(prefix, 'bin')}:${cleanEnv().PATH}` })
@@ -277,11 +277,11 @@ t.test('haproxy-mw.cfg from the package directory: the relative defaults and spo
     cwd: realpathSync(share),
     config: 'haproxy/haproxy-mw.cfg',
     args: ['-W'],
+    bind: (p) => ({ HAPROXY_BIND: `127.0.0.1:${p}` }),
     env: {
       ...(env as Record<string, string>),
       NODE_OPTIONS: '',
       NODE_PATH: '',
-      HAPROXY_BIND: `127.0.0.1:${fePort}`,
       BACKEND_ADDR: `127.0.0.1:${origin.port}`,
       AGENT_PORT: String(agentPort),
       SPOA_TRACER_LOG: `a:${agentLog}`,
@@ -290,8 +290,8 @@ t.test('haproxy-mw.cfg from the package directory: the relative defaults and spo
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
       OTEL_BSP_SCHEDULE_DELAY: '50',
     },
-    waitPort: fePort,
   })
+  const fePort = haproxy.port
   t.teardown(() => haproxy.stop())
   const started = (): string | undefined =>
     existsSync(agentLog) ? readFileSync(agentLog, 'utf8').split('\n').find((l) => l.includes('"msg":"spoa-tracer started"')) : undefined

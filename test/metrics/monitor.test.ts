@@ -1,15 +1,15 @@
 // The -i statistics line carries the key figures of /metrics, in one line.
 
 import t from 'tap'
-import { nineSpanFlow } from '../../bench/flows/nine-span.js'
+import { nineSpanFlow } from '../../harness/flows/nine-span.js'
 import { DEFAULT_CONFIG } from '../../src/daemon/config.js'
 import { DEFAULT_EXPORT_CONFIG } from '../../src/export/config.js'
 import { startDaemon } from '../../src/daemon/main.js'
 import { startMonitor } from '../../src/daemon/monitor.js'
-import { FakeHaproxy } from '../helpers/fake-haproxy.js'
+import { FakeHaproxy } from '../../harness/spop-client.js'
 import { captureLogger, silentLogger } from '../helpers/logger.js'
-import { startOtlpReceiver } from '../helpers/otlp-receiver.js'
-import { eventually } from '../helpers/wait.js'
+import { startOtlpReceiver } from '../../harness/otlp-receiver.js'
+import { eventually } from '../../harness/wait.js'
 
 t.test('statistics line', async (t) => {
   const receiver = await startOtlpReceiver()

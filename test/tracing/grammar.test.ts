@@ -6,7 +6,7 @@ import { ManualClock } from '../../src/tracing/clock.js'
 import { GrammarInterpreter } from '../../src/tracing/grammar.js'
 import { TraceStore, type TreeLimits } from '../../src/tracing/trace-store.js'
 import { createTracingHandler } from '../../src/tracing/tracing-handler.js'
-import { NINE_SPAN_TREE, nineSpanFlow } from '../../bench/flows/nine-span.js'
+import { NINE_SPAN_TREE, nineSpanFlow } from '../../harness/flows/nine-span.js'
 import { MemorySink } from '../helpers/memory-sink.js'
 
 const ENGINE = 'engine-1'

@@ -14,7 +14,7 @@ import { unixDgram } from '../../../src/intake/log/unix-dgram.js'
 import { TraceStore } from '../../../src/tracing/trace-store.js'
 import { captureLogger } from '../../helpers/logger.js'
 import { MemorySink } from '../../helpers/memory-sink.js'
-import { eventually } from '../../helpers/wait.js'
+import { eventually } from '../../../harness/wait.js'
 
 const T = '4bf92f3577b34da6a3ce929d0e0e4736'
 const start = 1_700_000_000_000_000

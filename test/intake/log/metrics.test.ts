@@ -8,7 +8,7 @@ import { startDaemon } from '../../../src/daemon/main.js'
 import { startMonitor } from '../../../src/daemon/monitor.js'
 import { http } from '../../helpers/http.js'
 import { captureLogger, silentLogger } from '../../helpers/logger.js'
-import { eventually } from '../../helpers/wait.js'
+import { eventually } from '../../../harness/wait.js'
 
 const base = { ...DEFAULT_CONFIG, listen: { host: '127.0.0.1', port: 0 }, export: { ...DEFAULT_CONFIG.export, exporter: 'none' as const }, metricsAddress: { host: '127.0.0.1', port: 0 } }
 

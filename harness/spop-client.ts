@@ -1,6 +1,9 @@
-// A fake HAProxy for socket tests: speaks the HAProxy side of SPOP over a
-// real socket with the project's own codec, and hands back every frame the
-// agent sends, decoded, in order. Every wait is bounded.
+// The HAProxy side of SPOP, for tests and the soak benchmark: the
+// HAPROXY-HELLO HAProxy sends, and FakeHaproxy, which speaks SPOP over a real
+// socket with the project's own codec and hands back every frame the agent
+// sends, decoded, in order. (The load generator, bench/spop-loadgen.ts, has
+// its own cheaper per-frame path, and uses the HELLO from here.) Every wait
+// is bounded.
 
 import { connect, type Socket } from 'node:net'
 import {
@@ -12,8 +15,8 @@ import {
   type Message,
   tv,
   type NamedValue,
-} from '../../src/spop/index.js'
-import type { ListenAddress } from '../../src/agent/index.js'
+} from '../src/spop/index.js'
+import type { ListenAddress } from '../src/agent/index.js'
 
 export interface HelloOptions {
   capabilities?: string
@@ -23,6 +26,7 @@ export interface HelloOptions {
   versions?: string
 }
 
+/** HAProxy's HAPROXY-HELLO: version 2.0, pipelining and async, a fixed engine-id unless given (null: none). */
 export function haproxyHello(o: HelloOptions = {}): Frame {
   const kv: NamedValue[] = [
     { name: 'supported-versions', ...tv.string(o.versions ?? '2.0') },
@@ -32,6 +36,26 @@ export function haproxyHello(o: HelloOptions = {}): Frame {
   if (o.healthcheck) kv.push({ name: 'healthcheck', ...tv.bool(true) })
   else if (o.engineId !== null) kv.push({ name: 'engine-id', ...tv.string(o.engineId ?? 'b9b7a0f4-9ad3-4b53-a1d5-3f2d6c1b2e01') })
   return { type: 'haproxy-hello', flags: 1, streamId: 0, frameId: 0, kv }
+}
+
+/** A connected socket to the agent (no delay); rejects after `ms`. */
+export function connectRaw(addr: ListenAddress, ms = 2000): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = 'path' in addr ? connect({ path: addr.path }) : connect({ host: addr.host, port: addr.port })
+    const timer = setTimeout(() => {
+      s.destroy()
+      reject(new Error(`connect: no answer within ${ms} ms`))
+    }, ms)
+    s.once('connect', () => {
+      clearTimeout(timer)
+      s.setNoDelay(true)
+      resolve(s)
+    })
+    s.once('error', (err) => {
+      clearTimeout(timer)
+      reject(err)
+    })
+  })
 }
 
 export class FakeHaproxy {
@@ -44,7 +68,6 @@ export class FakeHaproxy {
 
   private constructor(socket: Socket) {
     this.socket = socket
-    socket.setNoDelay(true)
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()))
     socket.on('data', (chunk) => {
       this.reader.push(chunk, (body) => this.frames.push(decodeFrame(body)))
@@ -57,12 +80,8 @@ export class FakeHaproxy {
     })
   }
 
-  static connect(addr: ListenAddress): Promise<FakeHaproxy> {
-    return new Promise((resolve, reject) => {
-      const s = 'path' in addr ? connect({ path: addr.path }) : connect({ host: addr.host, port: addr.port })
-      s.once('connect', () => resolve(new FakeHaproxy(s)))
-      s.once('error', reject)
-    })
+  static async connect(addr: ListenAddress, ms = 2000): Promise<FakeHaproxy> {
+    return new FakeHaproxy(await connectRaw(addr, ms))
   }
 
   private wake(): void {

@@ -3,7 +3,8 @@
 // 32 equal buckets, so a reported percentile is within ~3% of the true value.
 // Recording is a few integer operations and one array increment, which is
 // what a load generator needs when it records millions of samples a second;
-// no sample is kept.
+// no sample is kept. (src/util/histogram.ts is the agent's own: fixed
+// Prometheus buckets for /metrics, not quantiles.)
 
 const SUB_BITS = 5
 const SUB = 1 << SUB_BITS // buckets per power of two
@@ -12,7 +13,7 @@ const LINEAR = SUB * 2 // values 0..63 are exact
 const MAX_VALUE = 0x7fffffff
 const BUCKETS = LINEAR + (31 - SUB_BITS) * SUB
 
-export class Histogram {
+export class LatencyHistogram {
   private readonly counts = new Float64Array(BUCKETS)
   count = 0
   sum = 0
@@ -34,7 +35,7 @@ export class Histogram {
   }
 
   /** Adds another histogram's samples to this one (per-connection histograms into one). */
-  merge(other: Histogram): void {
+  merge(other: LatencyHistogram): void {
     for (let i = 0; i < BUCKETS; i++) this.counts[i]! += other.counts[i]!
     this.count += other.count
     this.sum += other.sum

@@ -23,6 +23,8 @@ import {
 } from '@opentelemetry/sdk-trace-base'
 import {
   type AttrValue,
+  countJsonSpans,
+  countProtobufSpans,
   decodeJsonRequest,
   decodeProtobufRequest,
   type OtlpReceiver,
@@ -31,8 +33,8 @@ import {
   OtlpStatusCode,
   type ReceivedSpan,
   startOtlpReceiver,
-} from './helpers/otlp-receiver.js'
-import { OtlpHttpTransport, type SendResult } from '../src/export/otlp-http.js'
+} from '../../harness/otlp-receiver.js'
+import { OtlpHttpTransport, type SendResult } from '../../src/export/otlp-http.js'
 
 interface Exporter {
   export(spans: ReadableSpan[]): Promise<SendResult>
@@ -275,6 +277,7 @@ t.test('real OpenTelemetry payloads decode identically from http/json and http/p
     t.equal(req.encoding, 'identity', `${kind}: not compressed`)
     t.equal(req.spanCount, 5, `${kind}: span count`)
     t.equal(req.bytes, req.body?.length, `${kind}: body kept`)
+    t.equal((kind === 'json' ? countJsonSpans : countProtobufSpans)(req.body!), 5, `${kind}: counted without decoding (the bench sink)`)
     t.equal(r.acceptedRequests, 1, `${kind}: accepted`)
     t.strictSame(results[kind], EXPECTED, `${kind}: decodes to the expected spans`)
   }
@@ -606,6 +609,7 @@ t.test('protobuf decoder skips unknown fields of every wire type', async (t) => 
   }
   t.strictSame(clean, [want], 'clean message decodes')
   t.strictSame(decodeProtobufRequest(noisy), [want], 'unknown fields change nothing')
+  t.equal(countProtobufSpans(noisy), 1, 'and counting skips them too')
 
   const r = await receiver(t)
   const res = await fetch(r.tracesUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: noisy })
@@ -615,5 +619,6 @@ t.test('protobuf decoder skips unknown fields of every wire type', async (t) => 
   t.throws(() => decodeProtobufRequest(Buffer.concat([handEncoded(false), tag(99, 3)])), /unsupported wire type 3/)
   t.throws(() => decodeProtobufRequest(Buffer.concat([handEncoded(false), tag(99, 1), Buffer.alloc(7)])), /truncated/)
   t.throws(() => decodeProtobufRequest(Buffer.from([0x0a, 0x02, 0x12, 0x05])), /truncated/)
+  t.throws(() => countProtobufSpans(Buffer.from([0x0a, 0x02, 0x12, 0x05])), /truncated/, 'counting finds it truncated too')
   t.throws(() => decodeProtobufRequest(vi(1, 1)), /wire type 0, expected 2/, 'known field with the wrong wire type')
 })

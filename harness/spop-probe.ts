@@ -4,9 +4,9 @@
 // reply is reported as a result rather than thrown inside a socket handler
 // (FakeHaproxy would throw there). Every wait is bounded.
 
-import { connect, type Socket } from 'node:net'
-import type { ListenAddress } from '../../src/agent/index.js'
-import { decodeFrame, type Frame, FrameReader } from '../../src/spop/index.js'
+import type { ListenAddress } from '../src/agent/index.js'
+import { decodeFrame, type Frame, FrameReader } from '../src/spop/index.js'
+import { connectRaw } from './spop-client.js'
 
 export interface ProbeOptions {
   /** After the last chunk: half-close ('end', the default), reset, or nothing. */
@@ -26,26 +26,6 @@ export interface ProbeResult {
   closed: boolean
   /** Milliseconds from the first write to the close (or to the timeout). */
   elapsedMs: number
-}
-
-/** Connects to the agent; rejects after `ms`. */
-export function connectRaw(addr: ListenAddress, ms = 2000): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = 'path' in addr ? connect({ path: addr.path }) : connect({ host: addr.host, port: addr.port })
-    const timer = setTimeout(() => {
-      s.destroy()
-      reject(new Error(`connect: no answer within ${ms} ms`))
-    }, ms)
-    s.once('connect', () => {
-      clearTimeout(timer)
-      s.setNoDelay(true)
-      resolve(s)
-    })
-    s.once('error', (err) => {
-      clearTimeout(timer)
-      reject(err)
-    })
-  })
 }
 
 /** Decodes a byte stream from the agent into frames; a trailing partial frame is an error. */
