@@ -81,6 +81,8 @@ export class ExportPool {
    * it is dropped (export_failed).
    */
   onRetry: ((batch: Batch & { kind: 'encoded' }) => RetryOutcome) | null = null
+  /** An export succeeded: the collector answers, so batches waiting out a backoff need not wait any longer. */
+  onSuccess: () => void = () => {}
   readonly health: ExportHealth
   /** Reported by the first worker ready: the SDK's default resource attributes. */
   resourceDefaults: Record<string, string> | undefined
@@ -151,6 +153,7 @@ export class ExportPool {
           stats.spansExported += n
           stats.batchesExported++
           this.health.succeeded()
+          this.onSuccess()
         } else {
           stats.batchesFailed++
           const retry = m.retry

@@ -15,8 +15,9 @@
 //
 // Retries are decided here, for every exporter: a batch whose export failed
 // for a retryable reason comes back as its encoded request body and waits
-// its backoff (or the collector's Retry-After) within the queue bound. During
-// a shutdown nothing is retried: what fails then is dropped and counted.
+// its backoff (or the collector's Retry-After) within the queue bound, or
+// less: as soon as any export succeeds, the waiting batches go. During a
+// shutdown nothing is retried: what fails then is dropped and counted.
 
 import type { Logger } from 'pino'
 import type { FinishedSpan, SpanSink } from '../tracing/types.js'
@@ -138,6 +139,7 @@ export class SpanQueue implements SpanSink {
     if (pool) {
       pool.onCapacity = () => this.onCapacity()
       pool.onRetry = (b) => this.retry(b)
+      pool.onSuccess = () => this.retryNow()
     }
   }
 
@@ -166,6 +168,22 @@ export class SpanQueue implements SpanSink {
     this.stats.queueDepth = this.held
     this.armRetryTimer()
     return { kind: 'retry', inMs }
+  }
+
+  /**
+   * The collector accepted a batch: the batches kept for a retry go now
+   * instead of waiting out their backoff (up to 30 s), which after an outage
+   * would keep the queue full and drop new trees that could have been sent.
+   * They still go only as fast as the workers take them.
+   */
+  private retryNow(): void {
+    if (this.retries.length === 0 || this.draining) return
+    const now = Date.now()
+    for (const r of this.retries) r.due = Math.min(r.due, now)
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
+    this.retryTimer = null
+    this.send(false)
+    this.armRetryTimer()
   }
 
   private armRetryTimer(): void {

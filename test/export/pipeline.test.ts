@@ -66,6 +66,24 @@ t.test('collector failing (503) then back: the batch waits and is sent again, no
   t.same(new Set(receiver.spans.map((s) => s.traceId)), new Set([traceId(1), traceId(2)]))
 })
 
+t.test('collector back: batches kept for a retry go at once, not after their backoff', async (t) => {
+  // The 503s ask for 30 s; once another batch is accepted, nothing waits that long.
+  const receiver = await startOtlpReceiver({ response: { status: 503, retryAfterSeconds: 30 } })
+  t.teardown(() => receiver.close())
+  const { stats, queue } = await pipeline(t, { endpoint: receiver.tracesUrl, timeoutMs: 10_000, maxBatchSize: 4 })
+  queue.push(tree(traceId(1)))
+  t.ok(await eventually(() => stats.batchesFailed === 1, 10_000), 'the export failed')
+  t.ok(await eventually(() => stats.queueDepth === 4 && stats.inFlight === 0, 10_000), 'the failed batch is held for a retry')
+  t.same(receiver.requests.map((r) => r.status), [503], 'it failed with the 503 asking for 30 s')
+  receiver.setResponse()
+  const back = Date.now()
+  queue.push(tree(traceId(2)))
+  t.ok(await eventually(() => stats.spansExported === 8, 10_000), 'the held batch is delivered with the new one')
+  t.ok(Date.now() - back < 10_000, 'well before the 30 s the collector asked for')
+  t.equal(stats.queueDepth, 0, 'nothing left waiting')
+  t.same(new Set(receiver.spans.map((s) => s.traceId)), new Set([traceId(1), traceId(2)]))
+})
+
 t.test('http/json: a failed batch comes back as its request body and is sent again as it was', async (t) => {
   const receiver = await startOtlpReceiver({ response: { status: 503, retryAfterSeconds: 1 } })
   t.teardown(() => receiver.close())
