@@ -39,8 +39,10 @@
 # runs' checks taken off ("net").
 #
 # The summary: per mode the median over the rounds; each mode against BASE
-# (none) and each <mode> against <mode>-unguarded, in all and by function
-# (callgrind's self cost, the TOP largest differences).
+# (none) and each <mode> against <mode>-unguarded, in all and by function:
+# the TOP largest differences in callgrind's self cost, and against BASE
+# also in inclusive cost (a function with its callees: where in the call
+# tree the difference sits; INCLUSIVE=0 leaves that out).
 #
 # Needs: valgrind, curl, node, python3, a built dist/ (npm run build).
 # Usage: bench/callgrind.sh [--out DIR]
@@ -52,7 +54,7 @@
 #        REPEATS (3): rounds, each mode in turn, so that the spread between
 #        rounds shows what is left of timing effects (how HAProxy's polling
 #        and the agent's answers interleave),
-#        BASE (none), TOP (12).
+#        BASE (none), TOP (12), INCLUSIVE (1).
 # Prints a table; every run's files (configurations, callgrind.out.*,
 # callgrind_annotate output, logs) stay in the output directory.
 # bench/callgrind-guards.sh is this script for the guards' A/B (issue 11).
@@ -162,8 +164,8 @@ for (const m of modes) {
 // (N2 - N1) of one mode less the other's, per request; the median over the
 // rounds. Fixed work shows as the same amount in every round; timer and
 // polling functions move either way.
-const selfCost = (r) => {
-  const f = `${out}/${r.dir}/annotate-self.txt`
+const cost = (r, kind) => {
+  const f = `${out}/${r.dir}/annotate-${kind}.txt`
   const c = new Map()
   if (!fs.existsSync(f)) return c
   for (const l of fs.readFileSync(f, 'utf8').split('\n')) {
@@ -172,12 +174,12 @@ const selfCost = (r) => {
   }
   return c
 }
-const byFunction = (m, ref) => {
+const byFunction = (m, ref, kind = 'self') => {
   const diffs = []
   for (const rd of rounds) {
     const rs = [[m, n2], [m, n1], [ref, n2], [ref, n1]].map(([mm, n]) => find(rd, mm, 'req', n))
     if (rs.some((r) => !r)) continue
-    const [g2, g1, u2, u1] = rs.map(selfCost)
+    const [g2, g1, u2, u1] = rs.map((r) => cost(r, kind))
     const d = new Map()
     for (const k of new Set([...g2.keys(), ...g1.keys(), ...u2.keys(), ...u1.keys()])) {
       d.set(k, ((g2.get(k) ?? 0) - (g1.get(k) ?? 0) - (u2.get(k) ?? 0) + (u1.get(k) ?? 0)) / (n2 - n1))
@@ -187,8 +189,12 @@ const byFunction = (m, ref) => {
   if (!diffs.length) return
   const md = new Map([...new Set(diffs.flatMap((d) => [...d.keys()]))].map((k) => [k, median(diffs.map((d) => d.get(k) ?? 0))]))
   const sorted = [...md].sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]))
-  const total = [...md.values()].reduce((a, b) => a + b, 0)
-  console.log(`${m} minus ${ref} per request, by function (median of ${diffs.length} rounds; all functions: ${signed(total)}), the largest:`)
+  if (kind === 'self') {
+    const total = [...md.values()].reduce((a, b) => a + b, 0)
+    console.log(`${m} minus ${ref} per request, by function (median of ${diffs.length} rounds; all functions: ${signed(total)}), the largest:`)
+  } else {
+    console.log(`${m} minus ${ref} per request, by function with its callees (inclusive cost: the call tree from the top), the largest:`)
+  }
   for (const [k, v] of sorted.slice(0, Number(top))) console.log(`  ${signed(v, 1).padStart(9)}  ${k}`)
 }
 for (const m of modes) {
@@ -208,6 +214,7 @@ if (per[base]?.length) {
     if (m === base || unguarded(m) || !per[m].length) continue
     console.log('')
     byFunction(m, base)
+    if (process.env.INCLUSIVE !== '0') byFunction(m, base, 'inclusive')
   }
 }
 EOF
@@ -285,6 +292,8 @@ fetch_symbol() {
   ' "$1"
 }
 FETCH_SYM=$(fetch_symbol "$(command -v "$HAPROXY")")
+# The interpreter itself, not a wrapper (a pyenv shim takes seconds to start on a busy machine).
+PYTHON=$(python3 -c 'import sys; print(sys.executable)')
 
 # A free TCP port on 127.0.0.1 (bound and released: the processes here start
 # right after, on an otherwise quiet loopback). Also used for UDP: nothing
@@ -438,12 +447,12 @@ run() {
   # overflows its buffer, silently: no ICMP back to HAProxy).
   local vpid=""
   if [ "$oplog" = void ]; then
-    python3 -c 'import socket, sys, time
+    "$PYTHON" -c 'import socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1], flush=True); time.sleep(1e9)' </dev/null >"$dir/void.port" 2>/dev/null &
     vpid=$!
     PIDS+=("$vpid")
-    wait_for 10 "the void socket" test -s "$dir/void.port"
+    wait_for 60 "the void socket" test -s "$dir/void.port"
     env+=("BENCH_OPERATOR_LOG=127.0.0.1:$(cat "$dir/void.port")")
   fi
   # ot: the bench's sink stands in for the Datadog agent; HAProxy runs in a
