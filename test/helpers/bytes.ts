@@ -1,5 +1,5 @@
 // Annotated byte literals for golden vectors: hex pairs, "quoted ASCII" and
-// `# comments`, so a vector reads like the digest's annotated dumps.
+// `# comments`, so a vector reads like the annotated dumps of docs/PROTOCOL.md.
 //
 //   bytes`00 00 00 12  67  00 00 00 01  01 01   # len 18, ACK, FIN, sid 1, fid 1
 //          05 "score"  02 4b                    # name, INT32 75`
