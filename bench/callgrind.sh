@@ -18,7 +18,8 @@
 #                does, the agent's backend as before them: BENCH_GUARDS=0);
 #   log, log10   the rules of haproxy/haproxy-compact-log.cfg, records to the
 #                agent's log intake (--log-intake udp://..., SPOA_LOG_TARGET),
-#                100% and 10% sampled;
+#                100% and 10% sampled; logtcp, logtcp10 the same through
+#                HAProxy's ring, forwarded over TCP (SPOA_LOG_TCP);
 #   ot, ot10     HAProxy's OpenTracing filter (haproxy/bench/ot.cfg, HAProxy
 #                built with USE_OT, the Datadog plugin of libdd-opentracing0
 #                exporting to the bench's sink), 100% and 10%.
@@ -237,7 +238,7 @@ DD_PLUGIN=libdd_opentracing_plugin.so
 for t in valgrind callgrind_annotate curl node python3 "$HAPROXY"; do
   command -v "$t" >/dev/null || { echo "missing: $t" >&2; exit 1; }
 done
-[ -f "$ROOT/dist/src/run.js" ] || { echo "dist/ is not built: npm run build" >&2; exit 1; }
+[ -f "$ROOT/dist/src/daemon/main.js" ] && [ -f "$ROOT/dist/bench/otlp-sink.js" ] || { echo "dist/ is not built: npm run build" >&2; exit 1; }
 
 log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -247,7 +248,7 @@ is_spoe() { case "$(mode_base "$1")" in spoe|propagation|compact) return 0 ;; *)
 
 for mode in $MODES; do
   case "$(mode_base "$mode")" in
-    none|spoe|propagation|compact|log|log10) ;;
+    none|spoe|propagation|compact|log|log10|logtcp|logtcp10) ;;
     ot|ot10)
       "$HAPROXY" -vv 2>/dev/null | grep -q '+OT\b' || { echo "mode $mode: $HAPROXY is built without the OpenTracing filter" >&2; exit 1; }
       ;;
@@ -401,6 +402,8 @@ run() {
     compact) spoe=$ROOT/haproxy/spoe-compact.cfg; env+=(BENCH_PROFILE=compact) ;;
     log) env+=(BENCH_PROFILE=log); intake=1 ;;
     log10) env+=(BENCH_PROFILE=log SPOA_SAMPLE_PERCENT=10); intake=1 ;;
+    logtcp) env+=(BENCH_PROFILE=log); intake=tcp ;;
+    logtcp10) env+=(BENCH_PROFILE=log SPOA_SAMPLE_PERCENT=10); intake=tcp ;;
     ot) env+=(BENCH_PROFILE=ot SPOA_SAMPLE_PERCENT=100); ot=1 ;;
     ot10) env+=(BENCH_PROFILE=ot SPOA_SAMPLE_PERCENT=10); ot=1 ;;
   esac
@@ -432,7 +435,11 @@ run() {
   if [ -n "$spoe" ] || [ -n "$intake" ]; then
     aport=$(free_port); mport=$(free_port)
     local -a li=()
-    if [ -n "$intake" ]; then lport=$(free_port); li=(--log-intake "udp://127.0.0.1:$lport"); fi
+    if [ -n "$intake" ]; then
+      lport=$(free_port)
+      li=(--log-intake "udp://127.0.0.1:$lport")
+      [ "$intake" != tcp ] || li+=(--log-intake "tcp://127.0.0.1:$lport")
+    fi
     node "$ROOT/bin/spoa-tracer" -a 127.0.0.1 -p "$aport" --exporter none --no-supervise \
       --metrics-address "127.0.0.1:$mport" -i 0 -d warn "${li[@]}" >"$dir/agent.log" 2>&1 &
     apid=$!
@@ -441,6 +448,7 @@ run() {
   fi
   if [ -n "$lport" ]; then
     env+=("SPOA_LOG_TARGET=127.0.0.1:$lport")
+    [ "$intake" != tcp ] || env+=("SPOA_LOG_TCP=127.0.0.1:$lport")
     [ "$oplog" != agent ] || env+=("BENCH_OPERATOR_LOG=127.0.0.1:$lport")
   fi
   # +oplog=void: a UDP socket bound and never read (the kernel drops what
@@ -485,9 +493,11 @@ print(s.getsockname()[1], flush=True); time.sleep(1e9)' </dev/null >"$dir/void.p
   local port sock=$dir/stats.sock
   port=$(free_port)
   printf '%s\n' "${env[@]}" >"$dir/haproxy.env"
-  (cd "$cwd" && exec env BENCH_BIND="127.0.0.1:$port" ORIGIN_ADDR="127.0.0.1:$ORIGIN_PORT" STATS_SOCK="$sock" "${env[@]}" \
+  # The stats socket, in a file of its own as the harness adds it (harness/haproxy.ts).
+  printf 'global\n    stats socket "%s" mode 600 level admin\n' "$sock" >"$dir/stats.cfg"
+  (cd "$cwd" && exec env BENCH_BIND="127.0.0.1:$port" ORIGIN_ADDR="127.0.0.1:$ORIGIN_PORT" "${env[@]}" \
     valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
-    "$HAPROXY" -db -f "$proxy") >"$dir/haproxy.log" 2>&1 &
+    "$HAPROXY" -db -f "$proxy" -f "$dir/stats.cfg") >"$dir/haproxy.log" 2>&1 &
   local hpid=$!
   PIDS+=("$hpid")
   if [ -n "$spoe" ]; then

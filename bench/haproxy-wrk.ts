@@ -25,6 +25,9 @@
 //                       haproxy/haproxy-compact-log.cfg, one RFC 5424 log
 //                       record per traced request to the agent's log intake
 //                       (UDP on 127.0.0.1); log10 the same at 10% sampling;
+//              logtcp   the same records through HAProxy's ring, forwarded
+//                       over TCP with octet counting (SPOA_LOG_TCP), many
+//                       per write; logtcp10 at 10% sampling;
 //              ot       HAProxy's in-process OpenTracing filter with the 9
 //                       spans of spoe.cfg (haproxy/bench/ot.cfg; HAProxy
 //                       built with USE_OT, the Datadog plugin of
@@ -116,8 +119,8 @@ interface ModeDef {
   profile?: string
   /** The shipped HAProxy configuration whose frontend rules proxy.cfg copies. */
   shipped?: string
-  /** Our agent receives HAProxy's log records instead of SPOE messages. */
-  logIntake?: true
+  /** Our agent receives HAProxy's log records instead of SPOE messages: datagrams (UDP), or HAProxy's ring forwarding them over TCP. */
+  logIntake?: 'udp' | 'tcp'
   /** HAProxy's own OpenTracing filter, no agent. */
   ot?: true
   /** HAProxy environment the mode sets unless the caller's environment does (e.g. SPOA_SAMPLE_PERCENT). */
@@ -129,14 +132,16 @@ const MODES: Record<string, ModeDef> = {
   spoe: { spoe: 'haproxy/spoe.cfg' },
   propagation: { spoe: 'haproxy/spoe-propagation.cfg', profile: 'propagation' },
   compact: { spoe: 'haproxy/spoe-compact.cfg', profile: 'compact', shipped: 'haproxy/haproxy-compact.cfg' },
-  log: { spoe: null, profile: 'log', shipped: 'haproxy/haproxy-compact-log.cfg', logIntake: true },
-  log10: { spoe: null, profile: 'log', shipped: 'haproxy/haproxy-compact-log.cfg', logIntake: true, env: { SPOA_SAMPLE_PERCENT: '10' } },
+  log: { spoe: null, profile: 'log', shipped: 'haproxy/haproxy-compact-log.cfg', logIntake: 'udp' },
+  log10: { spoe: null, profile: 'log', shipped: 'haproxy/haproxy-compact-log.cfg', logIntake: 'udp', env: { SPOA_SAMPLE_PERCENT: '10' } },
+  logtcp: { spoe: null, profile: 'log', shipped: 'haproxy/haproxy-compact-log.cfg', logIntake: 'tcp' },
+  logtcp10: { spoe: null, profile: 'log', shipped: 'haproxy/haproxy-compact-log.cfg', logIntake: 'tcp', env: { SPOA_SAMPLE_PERCENT: '10' } },
   ot: { spoe: null, profile: 'ot', ot: true, env: { SPOA_SAMPLE_PERCENT: '100' } },
   ot10: { spoe: null, profile: 'ot', ot: true, env: { SPOA_SAMPLE_PERCENT: '10' } },
 }
 
 /** Whether a mode runs a tracing process (our agent) or exports from HAProxy itself (ot). */
-const traced = (def: ModeDef): boolean => def.spoe !== null || def.logIntake === true || def.ot === true
+const traced = (def: ModeDef): boolean => def.spoe !== null || def.logIntake !== undefined || def.ot === true
 
 /** The HAProxy variables proxy.cfg counts in (see there). */
 const COUNTERS = ['bench_resp', 'bench_non2xx', 'bench_spoe_err', 'bench_spoe_tout', 'bench_traced'] as const
@@ -543,7 +548,7 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
     script: AGENT_SCRIPT,
     args: [
       ...(unix !== null ? ['--unix', unix] : ['--host', '127.0.0.1', '--port', '0']),
-      ...(def.logIntake ? ['--log-intake', 'udp://127.0.0.1:0'] : []),
+      ...(def.logIntake ? ['--log-intake', `${def.logIntake}://127.0.0.1:0`] : []),
       '--exporter', 'otlp',
       '--protocol', o.protocol,
       '--endpoint', traces,
@@ -553,7 +558,8 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
     nodeArgs: [...o.nodeArgs, ...prof, '--require', THREAD_TAG_SCRIPT],
     timeoutMs: 30_000,
   })
-  if (def.logIntake) return { SPOA_LOG_TARGET: `127.0.0.1:${String(r.agent.listening.logPort)}` }
+  if (def.logIntake === 'udp') return { SPOA_LOG_TARGET: `127.0.0.1:${String(r.agent.listening.logPort)}` }
+  if (def.logIntake === 'tcp') return { SPOA_LOG_TCP: `127.0.0.1:${String(r.agent.listening.logPort)}` }
   return unix !== null ? `unix@${unix}` : `127.0.0.1:${r.agent.port}`
 }
 
