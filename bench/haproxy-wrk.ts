@@ -71,7 +71,7 @@ import { cpus, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { checkBackendCopy, splitMode, UNGUARDED, writeUnguarded } from '../harness/guards.js'
+import { checkBackendCopy, splitMode as splitGuards, UNGUARDED, writeUnguarded } from '../harness/guards.js'
 import { findHaproxy, type Haproxy, haproxyVersion, startHaproxy, which } from '../harness/haproxy.js'
 import { cli, getProcVars, waitServerUp } from '../harness/haproxy-stats.js'
 import { freePort, waitForPort } from '../harness/ports.js'
@@ -90,6 +90,9 @@ import { runWrk, type WrkResult } from './wrk.js'
 /** Share of plain HAProxy's requests/s a SPOE mode must keep (the C agent: about 41% with the 9-span flow). */
 const TARGET_KEEP_PCT: Record<string, number> = { spoe: 45, compact: 90, log: 75, log10: 93 }
 const TARGET_AGENT_US_PER_REQUEST = 100
+/** Share of the do-nothing agent's requests/s ours must keep, and how much higher its p50 may be, percent (issue 14). */
+const TARGET_KEEP_NOOP_PCT = 95
+const TARGET_P50_NOOP_PCT = 5
 const TARGET_AGENT_RSS_MB = 120
 /** Spans per request of a mode's flow, when known. */
 const SPANS_PER_REQUEST: Record<string, number> = { spoe: 9, propagation: 9, ot: 9 }
@@ -140,6 +143,20 @@ const MODES: Record<string, ModeDef> = {
   ot10: { spoe: null, profile: 'ot', ot: true, env: { SPOA_SAMPLE_PERCENT: '10' } },
 }
 
+/**
+ * Suffix of a SPOE mode answered by the do-nothing agent (bench/agent-process.ts:
+ * decodes, ACKs, nothing else) instead of ours: `--ab spoe${'@noop'},spoe` puts
+ * ours against the ceiling of any SPOE agent, the same traffic in one run.
+ */
+const NOOP = '@noop'
+const NOOP_AGENT = { tcp: 'exec node dist/bench/agent-process.js --port {port}', unix: 'exec node dist/bench/agent-process.js --unix {unix}' }
+
+/** A mode's parts: its base (MODES), whether the fail-fast guards stay, whether the do-nothing agent answers. */
+function splitMode(m: string): { base: string; guards: boolean; noop: boolean } {
+  const noop = m.endsWith(NOOP)
+  return { ...splitGuards(noop ? m.slice(0, -NOOP.length) : m), noop }
+}
+
 /** Whether a mode runs a tracing process (our agent) or exports from HAProxy itself (ot). */
 const traced = (def: ModeDef): boolean => def.spoe !== null || def.logIntake !== undefined || def.ot === true
 
@@ -152,9 +169,12 @@ type Counters = Record<(typeof COUNTERS)[number], number>
 const WRK_OPTIONS = {
   mode: {
     type: 'string',
-    describe: `${Object.keys(MODES).join('|')}: the HAProxy configuration measured (default spoe); a SPOE mode + "${UNGUARDED}": without the fail-fast guards`,
+    describe: `${Object.keys(MODES).join('|')}: the HAProxy configuration measured (default spoe); a SPOE mode + "${UNGUARDED}": without the fail-fast guards; + "${NOOP}": answered by the do-nothing agent`,
   },
-  ab: { type: 'string', describe: `A,B: alternate two modes (e.g. none,spoe or spoe${UNGUARDED},spoe) for --rounds rounds; prints the ratio of medians` },
+  ab: {
+    type: 'string',
+    describe: `A,B: alternate two modes (e.g. none,spoe, spoe${UNGUARDED},spoe, or spoe${NOOP},spoe: ours against the do-nothing agent) for --rounds rounds; prints the ratio of medians`,
+  },
   rounds: { type: 'number', default: 3, describe: 'runs per mode, each with a fresh HAProxy, agent and sink' },
   duration: { type: 'number', default: 15, describe: 'seconds of measured wrk load per run' },
   warmup: { type: 'number', default: 3, describe: 'seconds of wrk load before each measured run' },
@@ -196,10 +216,11 @@ interface Options {
 }
 
 function checkMode(m: string): string {
-  const { base, guards } = splitMode(m)
-  if (!(base in MODES)) throw new UsageError(`unknown mode "${m}": one of ${Object.keys(MODES).join(', ')}, or a SPOE mode + ${UNGUARDED}`)
+  const { base, guards, noop } = splitMode(m)
+  if (!(base in MODES)) throw new UsageError(`unknown mode "${m}": one of ${Object.keys(MODES).join(', ')}, or a SPOE mode + ${UNGUARDED} and/or ${NOOP}`)
   const def = MODES[base]!
   if (!guards && def.spoe === null) throw new UsageError(`mode ${m}: "${base}" has no SPOE filter, hence no guards to take off`)
+  if (noop && def.spoe === null) throw new UsageError(`mode ${m}: "${base}" has no SPOE agent to replace with the do-nothing one`)
   if (def.spoe !== null) checkBackendCopy(PROXY_CFG, SHIPPED_BACKEND_CFG)
   for (const file of [def.spoe, def.shipped]) {
     if (file && !existsSync(join(ROOT, file))) {
@@ -521,9 +542,10 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
   const base = `http://127.0.0.1:${r.sink.port}`
   const traces = `${base}/v1/traces`
   const unix = o.unix ? join(ctx.tmp, `agent-${mode}-${round}.sock`) : null
-  if (o.agentCommand !== undefined) {
+  const agentCommand = splitMode(mode).noop ? NOOP_AGENT[unix !== null ? 'unix' : 'tcp'] : o.agentCommand
+  if (agentCommand !== undefined) {
     const port = unix ?? (await freePort())
-    const command = o.agentCommand
+    const command = agentCommand
       .replaceAll(unix !== null ? '{unix}' : '{port}', String(port))
       .replaceAll('{otlp}', traces)
     const p = spawnTracked({
@@ -664,7 +686,8 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
     // Spans of every answered request, once the agent has drained.
     // (ot at another rate than 100%: as many as arrive, until 6 s without a new one.)
     const perRequest = SPANS_PER_REQUEST[base]
-    const expected = perRequest !== undefined && (env.SPOA_SAMPLE_PERCENT ?? '100') === '100' ? perRequest * s1.counters.bench_resp : def.ot ? Infinity : 0
+    const expected =
+      splitMode(mode).noop ? 0 : perRequest !== undefined && (env.SPOA_SAMPLE_PERCENT ?? '100') === '100' ? perRequest * s1.counters.bench_resp : def.ot ? Infinity : 0
     const dr = tracer ? await drain(r, expected) : null
     const totals = await readCounters(sock)
     const droppedLogs = def.logIntake ? Number(/^DroppedLogs: (\d+)/m.exec(await cli(sock, 'show info'))?.[1] ?? NaN) : NaN
@@ -946,6 +969,16 @@ function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
           `HAProxy CPU per request ${fmt(cpuCost, 2)}% higher; a negative cost is noise in their favour)`,
       )
     }
+    if (sa.noop !== sb.noop && sa.base === sb.base && sa.guards === sb.guards) {
+      const [ours, noop] = sa.noop ? [mb, ma] : [ma, mb]
+      const keepNoop = (ours.requestsPerSec / noop.requestsPerSec) * 100
+      const p50 = (ours.latencyUs.p50 / noop.latencyUs.p50 - 1) * 100
+      lines.push(
+        `against the do-nothing agent (${sa.base}): ours keeps ${fmt(keepNoop, 1)}% of its requests/s (target >= ${TARGET_KEEP_NOOP_PCT}%: ` +
+          `${keepNoop >= TARGET_KEEP_NOOP_PCT ? 'met' : 'NOT met'}); p50 ${p50 >= 0 ? '+' : ''}${fmt(p50, 1)}% (target within ${TARGET_P50_NOOP_PCT}%: ` +
+          `${p50 <= TARGET_P50_NOOP_PCT ? 'met' : 'NOT met'})`,
+      )
+    }
     const target = TARGET_KEEP_PCT[b]
     if (a === 'none' && target !== undefined) {
       lines.push(
@@ -980,12 +1013,13 @@ function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
       continue
     }
     const us = m.usPerRequest.agent
-    lines.push(
+    // The do-nothing agent has no targets of its own; its SPOE errors still count.
+    if (!splitMode(mode).noop) lines.push(
       `target (${mode}): agent CPU <= ${TARGET_AGENT_US_PER_REQUEST} µs/request including export: ${us <= TARGET_AGENT_US_PER_REQUEST ? 'met' : 'NOT met'} ` +
         `(median ${f1(us)} µs = main ${f1(m.usPerRequest.agentMain)} + export workers ${f1(m.usPerRequest.agentWorkers)} + other threads ${f1(m.usPerRequest.agentOther)})`,
     )
     const rss = Math.max(...rs.map((r) => r.agentRssMb))
-    lines.push(
+    if (!splitMode(mode).noop) lines.push(
       `target (${mode}): agent RSS <= ${TARGET_AGENT_RSS_MB} MB steady: ${rss <= TARGET_AGENT_RSS_MB ? 'met' : 'NOT met'} ` +
         `(median over each window ${rs.map((r) => fmt(r.agentRssMb)).join(', ')} MB; largest in a window ${fmt(m.agentRssMaxMb)} MB; ` +
         `peak of the process, start and warm-up included, ${fmt(m.agentPeakRssMb)} MB)`,

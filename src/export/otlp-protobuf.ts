@@ -32,6 +32,32 @@ const KIND: Record<SpanKindName, number> = { internal: 1, server: 2, client: 3, 
 /** W3C trace flags plus "has is_remote" (0x100), and "is_remote" (0x200) when so. */
 const spanFlags = (traceFlags: number, isRemote: boolean): number => (traceFlags & 0xff) | 0x100 | (isRemote ? 0x200 : 0)
 
+/** Value of a hex digit by char code, -1 for anything else. */
+const HEX_VALUE = new Int8Array(128).fill(-1)
+for (let i = 0; i < 16; i++) {
+  HEX_VALUE[i.toString(16).charCodeAt(0)] = i
+  HEX_VALUE[i.toString(16).toUpperCase().charCodeAt(0)] = i
+}
+
+/**
+ * Hex digits as bytes, in JavaScript: ids are 16 or 32 digits, where a
+ * native Buffer#write costs more than the work. False (nothing to rely on
+ * written) at the first char that is not a hex digit: the caller then uses
+ * Buffer#write, whose handling of bad input stays the reference.
+ */
+function writeHex(buf: Buffer, at: number, hex: string): boolean {
+  const n = hex.length >>> 1
+  for (let i = 0; i < n; i++) {
+    const c1 = hex.charCodeAt(2 * i)
+    const c2 = hex.charCodeAt(2 * i + 1)
+    const hi = c1 < 128 ? HEX_VALUE[c1]! : -1
+    const lo = c2 < 128 ? HEX_VALUE[c2]! : -1
+    if ((hi | lo) < 0) return false
+    buf[at + i] = (hi << 4) | lo
+  }
+  return true
+}
+
 let lastHex = ''
 let lastBytes: Buffer = Buffer.alloc(0)
 
@@ -147,6 +173,26 @@ class ProtoWriter {
       this.pos += bytes.length
       return
     }
+    const n = s.length
+    if (n < 0x80) {
+      // Most values are short ASCII (methods, paths, addresses): copied here
+      // char by char, which costs less than Buffer's two native calls
+      // (byteLength, write); the first non-ASCII char falls back to them.
+      this.ensure(n + 1)
+      const b = this.buf
+      const at = this.pos + 1
+      let i = 0
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i)
+        if (c >= 0x80) break
+        b[at + i] = c
+      }
+      if (i === n) {
+        b[this.pos] = n
+        this.pos = at + n
+        return
+      }
+    }
     const len = Buffer.byteLength(s)
     this.varint32(len)
     this.ensure(len)
@@ -166,7 +212,7 @@ class ProtoWriter {
       this.pos += n
       return
     }
-    this.pos += this.buf.write(hex, this.pos, n, 'hex')
+    this.pos += writeHex(this.buf, this.pos, hex) ? n : this.buf.write(hex, this.pos, n, 'hex')
     if (n === 16) {
       lastHex = hex
       lastBytes = Buffer.from(this.buf.subarray(this.pos - n, this.pos))

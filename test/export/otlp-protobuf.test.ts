@@ -41,6 +41,12 @@ t.test('every value shape, size and id form', async (t) => {
         empty: '',
         long: 'x'.repeat(300),
         utf8: 'héllo wörld ✓'.repeat(10),
+        // Around the encoder's ASCII fast path (under 128 chars): its last length, the first past it, a late non-ASCII char, a lone surrogate.
+        ascii127: 'a'.repeat(127),
+        ascii128: 'b'.repeat(128),
+        lateUtf8: `${'c'.repeat(120)}é`,
+        short8bit: 'ÿ',
+        surrogate: 'x\ud800y',
       },
       events: Array.from({ length: 3 }, (_, i) => ({ name: `e${i}`, timeUs: 1_700_000_000_123_456 + i, attributes: { message: 'm'.repeat(i * 100) } })),
       traceFlags: 0,
