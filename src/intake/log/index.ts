@@ -55,7 +55,16 @@ export interface LogIntakeOptions {
   /** Permissions and owner of unix sockets (--unix-mode, --unix-owner), as for the SPOP socket. */
   socketMode?: number | null
   socketOwner?: { uid: number; gid: number } | null
+  /** Milliseconds a TCP stream rests after each read, to take what arrives meanwhile in one read (default 2; 0: none). */
+  tcpReadPauseMs?: number
 }
+
+/**
+ * A TCP stream's rest after each read. At 2 ms a stream of 5,000 records/s
+ * gives about 10 per read; the kernel holds them (a socket's receive buffer
+ * takes hundreds), and HAProxy's ring behind it megabytes.
+ */
+export const DEFAULT_TCP_READ_PAUSE_MS = 2
 
 /** Where one listener is bound (the port is the real one when 0 was asked). */
 export type BoundLogAddress = LogAddress & { receiveBufferBytes?: number }
@@ -83,9 +92,12 @@ export class LogIntake {
   private readonly conns = new Set<Socket>()
   private bound: BoundLogAddress[] = []
   private closed = false
+  /** How long a TCP stream rests after each read (see onConnection); 0 reads at once. */
+  private readonly readPauseMs: number
 
   constructor(private readonly opts: LogIntakeOptions) {
     this.limits = { ...DEFAULT_LOG_INTAKE_LIMITS, ...opts.limits }
+    this.readPauseMs = opts.tcpReadPauseMs ?? DEFAULT_TCP_READ_PAUSE_MS
   }
 
   /** Where the listeners are bound, once listen() resolved. */
@@ -193,7 +205,16 @@ export class LogIntake {
       (reason) => this.reject(reason),
     )
     socket.on('data', (chunk: Buffer) => {
-      if (!frames.push(chunk)) socket.destroy()
+      if (!frames.push(chunk)) return socket.destroy()
+      // Read again only after a short pause: the records that arrive
+      // meanwhile wait in the kernel and come in one read, where reading as
+      // they come costs a wake-up, a read and a stream event each (HAProxy's
+      // ring sends about one record per write at moderate rates). Nothing
+      // waits on this: a record is a finished request.
+      if (this.readPauseMs > 0 && !this.closed) {
+        socket.pause()
+        setTimeout(() => socket.resume(), this.readPauseMs).unref()
+      }
     })
     socket.on('error', () => {}) // a reset by HAProxy (reload, stop) is normal
     socket.once('close', () => {

@@ -8,7 +8,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { type BoundLogAddress, LogIntake, type LogAddress } from '../../../src/intake/log/index.js'
+import { type BoundLogAddress, DEFAULT_TCP_READ_PAUSE_MS, LogIntake, type LogAddress } from '../../../src/intake/log/index.js'
 import { SD_ID } from '../../../src/intake/log/syslog.js'
 import { unixDgram } from '../../../src/intake/log/unix-dgram.js'
 import { TraceStore } from '../../../src/tracing/trace-store.js'
@@ -120,6 +120,37 @@ t.test('TCP: octet counting (HAProxy rings) and LF framing, split anywhere', asy
   t.same(sink.trees.map((tr) => tr[0]!.attributes['haproxy.unique_id']), ['a', 'b'])
   t.ok(await eventually(() => li.stats.tcpConnectionsOpen === 0))
   t.equal(li.stats.tcpConnectionsTotal, 1)
+})
+
+t.test('TCP: reads rest between them (records come in fewer reads); none is lost, the end still counts', async (t) => {
+  t.ok(DEFAULT_TCP_READ_PAUSE_MS > 0, 'on by default')
+  const sink = new MemorySink()
+  const li = new LogIntake({
+    addresses: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }],
+    store: new TraceStore({ sink }),
+    logger: captureLogger('info').logger,
+    tcpReadPauseMs: 50,
+  })
+  const [bound] = await li.listen()
+  t.teardown(() => li.close())
+  // 20 writes 5 ms apart, then the end of the stream, all while reads rest.
+  const recs = Array.from({ length: 20 }, (_, i) => record({ id: `r${i}` }))
+  await tcpSend(portOf(bound!), ...recs)
+  t.ok(await eventually(() => sink.trees.length === 20), 'every record of the stream')
+  t.same(
+    sink.trees.map((tr) => tr[0]!.attributes['haproxy.unique_id']),
+    recs.map((_, i) => `r${i}`),
+    'in order',
+  )
+  t.ok(await eventually(() => li.stats.tcpConnectionsOpen === 0), 'the close is seen after the rest')
+  // A stream resting when the intake closes: nothing throws, nothing hangs.
+  const c = connect({ port: portOf(bound!), host: '127.0.0.1' })
+  await new Promise((r) => c.once('connect', r))
+  c.write(record({ id: 'last' }))
+  t.ok(await eventually(() => sink.trees.length === 21))
+  c.on('error', () => {})
+  await li.close()
+  t.pass('closed during a rest')
 })
 
 t.test('unix datagram socket: records, permissions, stale and live sockets', { skip: unixDgram() === null ? 'node-unix-socket not installed' : false }, async (t) => {
