@@ -150,6 +150,18 @@ const MODES: Record<string, ModeDef> = {
  */
 const NOOP = '@noop'
 const NOOP_AGENT = { tcp: 'exec node dist/bench/agent-process.js --port {port}', unix: 'exec node dist/bench/agent-process.js --unix {unix}' }
+/**
+ * The do-nothing receiver of a log mode's records (`log@noop`, `logtcp@noop`):
+ * UDP, a socket bound and never read (the kernel drops what overflows it: what
+ * HAProxy pays is only its own work); TCP, a server that reads and discards.
+ * Each also listens on TCP {port}, which is what the harness waits for.
+ */
+const NOOP_LOG_RECEIVER = {
+  udp:
+    `exec python3 -c 'import socket, time; p = int("{port}"); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p)); ` +
+    `t = socket.socket(); t.bind(("127.0.0.1", p)); t.listen(8); time.sleep(1e9)'`,
+  tcp: `exec node -e 'require("net").createServer((s) => { s.resume(); s.on("error", () => {}) }).listen(Number("{port}"), "127.0.0.1")'`,
+}
 
 /** A mode's parts: its base (MODES), whether the fail-fast guards stay, whether the do-nothing agent answers. */
 function splitMode(m: string): { base: string; guards: boolean; noop: boolean } {
@@ -220,7 +232,7 @@ function checkMode(m: string): string {
   if (!(base in MODES)) throw new UsageError(`unknown mode "${m}": one of ${Object.keys(MODES).join(', ')}, or a SPOE mode + ${UNGUARDED} and/or ${NOOP}`)
   const def = MODES[base]!
   if (!guards && def.spoe === null) throw new UsageError(`mode ${m}: "${base}" has no SPOE filter, hence no guards to take off`)
-  if (noop && def.spoe === null) throw new UsageError(`mode ${m}: "${base}" has no SPOE agent to replace with the do-nothing one`)
+  if (noop && def.spoe === null && def.logIntake === undefined) throw new UsageError(`mode ${m}: "${base}" has no agent to replace with a do-nothing one`)
   if (def.spoe !== null) checkBackendCopy(PROXY_CFG, SHIPPED_BACKEND_CFG)
   for (const file of [def.spoe, def.shipped]) {
     if (file && !existsSync(join(ROOT, file))) {
@@ -542,7 +554,8 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
   const base = `http://127.0.0.1:${r.sink.port}`
   const traces = `${base}/v1/traces`
   const unix = o.unix ? join(ctx.tmp, `agent-${mode}-${round}.sock`) : null
-  const agentCommand = splitMode(mode).noop ? NOOP_AGENT[unix !== null ? 'unix' : 'tcp'] : o.agentCommand
+  const noop = splitMode(mode).noop
+  const agentCommand = noop ? (def.logIntake ? NOOP_LOG_RECEIVER[def.logIntake] : NOOP_AGENT[unix !== null ? 'unix' : 'tcp']) : o.agentCommand
   if (agentCommand !== undefined) {
     const port = unix ?? (await freePort())
     const command = agentCommand
@@ -562,6 +575,8 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
     } catch (err) {
       throw new Error(`${(err as Error).message}\n${p.tail()}`)
     }
+    if (def.logIntake === 'udp') return { SPOA_LOG_TARGET: `127.0.0.1:${port}` }
+    if (def.logIntake === 'tcp') return { SPOA_LOG_TCP: `127.0.0.1:${port}` }
     return unix !== null ? `unix@${unix}` : `127.0.0.1:${port}`
   }
   const prof = o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []
@@ -991,7 +1006,7 @@ function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
     const def = MODES[splitMode(mode).base]!
     if (!traced(def)) continue
     const rs = byMode.get(mode)!
-    if (def.logIntake) {
+    if (def.logIntake && !splitMode(mode).noop) {
       const tracedN = rs.reduce((a, r) => a + (r.logIntake?.traced ?? 0), 0)
       const trees = rs.reduce((a, r) => a + (r.logIntake?.trees ?? 0), 0)
       const pctDelivered = tracedN > 0 ? (trees / tracedN) * 100 : NaN
