@@ -85,7 +85,9 @@ t.test('compact profile at 100%: context made or continued by HAProxy, spans fro
   const slow = await request('/slow?delay=150')
   const wait = slow.all.find((s) => s.name === 'server response')!
   const ms = Number(wait.endTimeUnixNano - wait.startTimeUnixNano) / 1e6
-  t.ok(ms >= 150 && ms < 170, `HAProxy's own Tr for a 150 ms backend: ${ms} ms`)
+  // Tr is whole milliseconds and the span ends no later than the response
+  // date HAProxy took itself (another clock reading): up to 1 ms may be cut.
+  t.ok(ms > 149 && ms < 170, `HAProxy's own Tr for a 150 ms backend: ${ms} ms`)
   t.equal(daemon.store.size, 0, 'the agent kept no state')
 })
 
