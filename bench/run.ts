@@ -3,6 +3,7 @@
 
 import { command as bare } from './bare-agent.js'
 import { runCommands } from './cli.js'
+import { command as record } from './compact-record.js'
 import { command as wrk } from './haproxy-wrk.js'
 import { command as soak } from './soak.js'
 import { command as loadgen } from './spop-loadgen.js'
@@ -14,7 +15,7 @@ const EPILOGUE = `examples:
   npm run bench -- soak --minutes 10
   npm run bench -- soak --outage 60`
 
-runCommands(process.argv.slice(2), [bare, loadgen, tracing, wrk, soak], EPILOGUE).then(
+runCommands(process.argv.slice(2), [bare, loadgen, tracing, wrk, soak, record], EPILOGUE).then(
   (code) => process.exit(code),
   (err: unknown) => {
     console.error(`bench: ${err instanceof Error ? err.message : String(err)}`)

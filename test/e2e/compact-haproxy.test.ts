@@ -87,7 +87,14 @@ t.test('compact profile at 100%: context made or continued by HAProxy, spans fro
   const ms = Number(wait.endTimeUnixNano - wait.startTimeUnixNano) / 1e6
   // Tr is whole milliseconds and the span ends no later than the response
   // date HAProxy took itself (another clock reading): up to 1 ms may be cut.
-  t.ok(ms > 149 && ms < 170, `HAProxy's own Tr for a 150 ms backend: ${ms} ms`)
+  // No fixed upper bound (a loaded machine delays HAProxy's own reading, 192
+  // ms seen under the whole suite): the wait lies within the request's span.
+  const whole = slow.all.find((s) => s.kind === 2)!
+  t.ok(ms > 149, `HAProxy's own Tr for a 150 ms backend: ${ms} ms`)
+  t.ok(
+    wait.startTimeUnixNano >= whole.startTimeUnixNano && wait.endTimeUnixNano <= whole.endTimeUnixNano,
+    'within the SERVER span of the request',
+  )
   t.equal(daemon.store.size, 0, 'the agent kept no state')
 })
 
