@@ -80,29 +80,41 @@ t.test('a message larger than the frame size arrives whole (HAProxy 2.x)', { ski
 })
 
 t.test('a fragmented NOTIFY aborted by HAProxy mid-transfer is dropped; the connection goes on (HAProxy 2.x)', { skip: bin === null || !fragments }, async (t) => {
-  const { receiver, daemon, relay, url } = await stack(t, '1s')
-  const stats = daemon.agent.stats
-  // The agent stops reading 100 KB into a NOTIFY of 60 x 12 KB: HAProxy's
-  // socket buffers fill mid-transfer, and its `timeout processing` (1 s) expires.
-  const before = relay.forwarded
-  relay.pauseAfter(100_000)
-  const res = await get(url('/huge'), { 'x-huge': 'y'.repeat(12 * 1024) })
-  t.equal(res.status, 200, 'the request is served: a failed SPOE event never blocks it')
-  t.equal(res.headers['x-spoe-err'], '1', 'HAProxy gave up on the event: set-on-error 1 (timeout)')
-  t.equal(relay.paused, 1, 'one connection stalled, the one carrying the NOTIFY')
-  t.equal(stats.fragmentsAborted, 0)
-  relay.resume()
-  // What HAProxy had sent, then its UNSET frame with FIN|ABORT.
-  t.ok(await eventually(() => stats.fragmentsAborted === 1, 5000), 'the agent saw the abort')
-  t.ok(relay.forwarded - before < 720 * 1024, `only part of the NOTIFY had been sent (${relay.forwarded - before} bytes)`)
-  t.equal(stats.protocolErrors.size, 0, 'no protocol error')
-  t.equal(stats.disconnectsSent.size, 0, 'no AGENT-DISCONNECT')
-  // The next requests are traced on the same connections, big or small.
-  await get(url('/after'))
-  await get(url('/big-after'), { 'x-big': SIX_KB })
-  const spans = await receiver.waitForSpans(2, 10_000)
-  t.same(spans.map((s) => s.name).sort(), ['big', 'small'], 'the next messages are traced; the aborted one never is')
-  t.equal(stats.fragmentsAborted, 1)
+  const NOTIFY_BYTES = 720 * 1024
+  for (let attempt = 1; ; attempt++) {
+    const { receiver, daemon, relay, url } = await stack(t, '1s')
+    const stats = daemon.agent.stats
+    // The agent stops reading 100 KB into a NOTIFY of 60 x 12 KB: HAProxy's
+    // socket buffers fill mid-transfer, and its `timeout processing` (1 s) expires.
+    const before = relay.forwarded
+    relay.pauseAfter(100_000)
+    const res = await get(url('/huge'), { 'x-huge': 'y'.repeat(12 * 1024) })
+    t.equal(res.status, 200, 'the request is served: a failed SPOE event never blocks it')
+    t.equal(res.headers['x-spoe-err'], '1', 'HAProxy gave up on the event: set-on-error 1 (timeout)')
+    t.equal(relay.paused, 1, 'one connection stalled, the one carrying the NOTIFY')
+    t.equal(stats.fragmentsAborted, 0)
+    relay.resume()
+    // What HAProxy had sent, then its UNSET frame with FIN|ABORT.
+    const aborted = await eventually(() => stats.fragmentsAborted === 1, 5000)
+    // The kernel's loopback buffers can grow enough to take the whole NOTIFY
+    // before the timeout (seen once in CI: 740,773 bytes): then HAProxy had
+    // nothing left to abort and the case did not happen. Set up again, twice at most.
+    if (!aborted && relay.forwarded - before >= NOTIFY_BYTES && attempt < 3) {
+      t.comment(`attempt ${attempt}: the socket buffers took the whole NOTIFY (${relay.forwarded - before} bytes) before the timeout; again`)
+      continue
+    }
+    t.ok(aborted, 'the agent saw the abort')
+    t.ok(relay.forwarded - before < NOTIFY_BYTES, `only part of the NOTIFY had been sent (${relay.forwarded - before} bytes)`)
+    t.equal(stats.protocolErrors.size, 0, 'no protocol error')
+    t.equal(stats.disconnectsSent.size, 0, 'no AGENT-DISCONNECT')
+    // The next requests are traced on the same connections, big or small.
+    await get(url('/after'))
+    await get(url('/big-after'), { 'x-big': SIX_KB })
+    const spans = await receiver.waitForSpans(2, 10_000)
+    t.same(spans.map((s) => s.name).sort(), ['big', 'small'], 'the next messages are traced; the aborted one never is')
+    t.equal(stats.fragmentsAborted, 1)
+    break
+  }
 })
 
 t.test('a fragmented NOTIFY over the reassembly bound: the agent aborts it alone (ACK/ABORT) (HAProxy 2.x)', { skip: bin === null || !fragments }, async (t) => {
