@@ -70,9 +70,10 @@ class ProtoWriter {
 
   private readonly unpooled: boolean
 
-  constructor(size = 64 * 1024, unpooled = false) {
+  /** `into`: write into this buffer (at least `size` bytes) instead of a new one. */
+  constructor(size = 64 * 1024, unpooled = false, into?: Buffer) {
     this.unpooled = unpooled
-    this.buf = unpooled ? Buffer.allocUnsafeSlow(Math.max(16, size)) : Buffer.allocUnsafe(Math.max(16, size))
+    this.buf = into ?? (unpooled ? Buffer.allocUnsafeSlow(Math.max(16, size)) : Buffer.allocUnsafe(Math.max(16, size)))
   }
 
   ensure(n: number): void {
@@ -365,6 +366,12 @@ export interface EncoderOptions {
   /** The SDK's default attributes (telemetry.sdk.*), added after ours unless we set them. */
   defaults: Record<string, AttrValue>
   scope: { name: string; version: string }
+  /**
+   * Where a request's bytes go: a buffer of at least `size` bytes at offset
+   * 0 of an ArrayBuffer of its own (the span queue's BodyPool). By default a
+   * new one of exactly that size.
+   */
+  alloc?: (size: number) => Buffer
 }
 
 /**
@@ -427,7 +434,7 @@ export class OtlpBatchBuilder {
       parts.push({ head, body, scopeSpansLen, resourceSpansLen })
     }
     // A buffer of its own (not a slice of Node's shared pool): it is transferred to a worker.
-    const out = new ProtoWriter(total, true)
+    const out = new ProtoWriter(total, true, this.opts.alloc?.(total))
     for (const p of parts) {
       out.tag(1, WIRE_LEN)
       out.varint32(p.resourceSpansLen)

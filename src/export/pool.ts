@@ -13,6 +13,7 @@ import { bump } from '../util/counters.js'
 import { LogLimiter } from '../util/log-limiter.js'
 import { redactUrl } from '../util/redact.js'
 import type { ExportConfig } from './config.js'
+import { BodyPool } from './body-pool.js'
 import { ExportHealth, type RetryOutcome } from './health.js'
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js'
 import type { ExportStats } from './stats.js'
@@ -34,8 +35,9 @@ const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './
  * versions refuse it). The encoder makes bodies that own theirs; this keeps
  * any other from ever being moved.
  */
-export function ownedBody(body: Uint8Array): Uint8Array {
-  return body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer ? body : new Uint8Array(body)
+export function ownedBody(body: Uint8Array, bodies?: BodyPool): Uint8Array {
+  if (body.byteOffset !== 0 || !(body.buffer instanceof ArrayBuffer)) return new Uint8Array(body)
+  return body.byteLength === body.buffer.byteLength || bodies?.owns(body.buffer) ? body : new Uint8Array(body)
 }
 
 /** What the queue hands to a worker: span records, or an encoded OTLP/protobuf request. */
@@ -84,6 +86,8 @@ export class ExportPool {
   /** An export succeeded: the collector answers, so batches waiting out a backoff need not wait any longer. */
   onSuccess: () => void = () => {}
   readonly health: ExportHealth
+  /** Request bodies' memory, going round between the encoder and the workers. */
+  readonly bodies = new BodyPool()
   /** Reported by the first worker ready: the SDK's default resource attributes. */
   resourceDefaults: Record<string, string> | undefined
 
@@ -149,6 +153,11 @@ export class ExportPool {
         stats.exportMs.observe(m.ms)
         if (m.ms > stats.exportMsMax) stats.exportMsMax = m.ms
         if (m.warning !== undefined) this.log('partial-success', 'warn', { target: exportTarget(this.opts.config), spans: n }, `export: ${m.warning}`)
+        // A body that will not be sent again goes back to be written over.
+        if (m.body !== undefined) {
+          if (m.retryable === true && !m.ok) this.bodies.adopt(m.body.buffer as ArrayBuffer)
+          else this.bodies.give(m.body.buffer as ArrayBuffer)
+        }
         if (m.ok) {
           stats.spansExported += n
           stats.batchesExported++
@@ -156,7 +165,7 @@ export class ExportPool {
           this.onSuccess()
         } else {
           stats.batchesFailed++
-          const retry = m.retry
+          const retry = m.retryable === true ? m.body : undefined
           this.health.failed(m.error ?? 'unknown error', n, () => {
             if (retry !== undefined && this.onRetry !== null) {
               const b: Batch & { kind: 'encoded' } = { kind: 'encoded', body: retry, count: n, attempt: (sent?.attempt ?? 0) + 1 }
@@ -237,7 +246,7 @@ export class ExportPool {
     if (batch.kind === 'records') {
       best.worker!.postMessage({ type: 'export', id, spans: batch.spans } satisfies ToWorker)
     } else {
-      const body = ownedBody(batch.body)
+      const body = ownedBody(batch.body, this.bodies)
       const msg: ToWorker = { type: 'export-encoded', id, body, count: batch.count }
       best.worker!.postMessage(msg, [body.buffer as ArrayBuffer])
     }

@@ -21,11 +21,24 @@ export type FromWorker =
   /** `resourceDefaults`: the SDK's telemetry.sdk.* resource attributes, for encoding on the main thread. */
   | { type: 'ready'; resourceDefaults: Record<string, string> }
   /**
-   * One export attempt, the moment it ended. `retry`: the OTLP request body,
-   * handed back (transferred) when the failure was retryable (network error,
-   * timeout, 429/502/503/504), with the collector's Retry-After if it gave
-   * one. `warning`: a success that still rejected spans (partial success).
+   * One export attempt, the moment it ended. `body`: the OTLP request body
+   * the main thread encoded, handed back (transferred): to be sent again when
+   * `retryable` (network error, timeout, 429/502/503/504, with the
+   * collector's Retry-After if it gave one), else for its memory to carry the
+   * next batch. A body the worker encoded itself (http/json) comes back only
+   * to be retried. `warning`: a success that still rejected spans (partial
+   * success).
    */
-  | { type: 'result'; id: number; ok: boolean; error?: string; ms: number; retry?: Uint8Array; retryAfterMs?: number; warning?: string }
+  | {
+      type: 'result'
+      id: number
+      ok: boolean
+      error?: string
+      ms: number
+      body?: Uint8Array
+      retryable?: boolean
+      retryAfterMs?: number
+      warning?: string
+    }
   | { type: 'log'; level: 'warn' | 'error'; msg: string }
   | { type: 'closed' }

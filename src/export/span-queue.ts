@@ -23,6 +23,7 @@ import type { Logger } from 'pino'
 import type { FinishedSpan, SpanSink } from '../tracing/types.js'
 import { bump } from '../util/counters.js'
 import { LogLimiter } from '../util/log-limiter.js'
+import type { BodyPool } from './body-pool.js'
 import type { ExportConfig } from './config.js'
 import { OtlpBatchBuilder } from './otlp-protobuf.js'
 import type { RetryOutcome } from './health.js'
@@ -80,8 +81,9 @@ class ProtobufBatcher implements Batcher {
     defaults: Record<string, string>,
     scope: { name: string; version: string },
     private readonly maxBatch: number,
+    bodies: BodyPool,
   ) {
-    this.builder = new OtlpBatchBuilder({ resource: config.resource, defaults, scope })
+    this.builder = new OtlpBatchBuilder({ resource: config.resource, defaults, scope, alloc: (size) => bodies.take(size) })
   }
 
   get size(): number {
@@ -244,8 +246,8 @@ export class SpanQueue implements SpanSink {
     if (c.exporter === 'otlp' && c.protocol === 'http/protobuf') {
       // The resource carries the SDK's telemetry.sdk.* attributes, which the workers report.
       const defaults = this.pool?.resourceDefaults
-      if (defaults === undefined) return null
-      this.batcher = new ProtobufBatcher(c, defaults, this.scope, c.maxBatchSize)
+      if (defaults === undefined || this.pool === null) return null
+      this.batcher = new ProtobufBatcher(c, defaults, this.scope, c.maxBatchSize, this.pool.bodies)
     } else {
       this.batcher = new RecordBatcher()
     }

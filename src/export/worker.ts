@@ -48,7 +48,7 @@ port.on('message', (m: ToWorker) => {
           done(m.id, started, { ok: false, error: `cannot encode the request: ${(err as Error).message}` })
           return
         }
-        send(m.id, started, body)
+        send(m.id, started, body, false)
         return
       }
       try {
@@ -62,7 +62,7 @@ port.on('message', (m: ToWorker) => {
       const started = performance.now()
       pending++
       if (otlp === null) done(m.id, started, { ok: false, error: 'encoded batch for an exporter that takes records' })
-      else send(m.id, started, m.body)
+      else send(m.id, started, m.body, true)
       return
     }
     case 'shutdown':
@@ -73,10 +73,11 @@ port.on('message', (m: ToWorker) => {
   }
 })
 
-function send(id: number, started: number, body: Uint8Array): void {
+/** `theirs`: the body came from the main thread, whose memory it is: it goes back whatever happens. */
+function send(id: number, started: number, body: Uint8Array, theirs: boolean): void {
   otlp!.transport.send(body).then(
-    (r) => done(id, started, { ok: r.ok, error: r.error, warning: r.warning, retryAfterMs: r.retryAfterMs }, r.retryable ? body : undefined),
-    (err: unknown) => done(id, started, { ok: false, error: (err as Error).message }),
+    (r) => done(id, started, { ok: r.ok, error: r.error, warning: r.warning, retryAfterMs: r.retryAfterMs }, r.retryable || theirs ? body : undefined, r.retryable, theirs),
+    (err: unknown) => done(id, started, { ok: false, error: (err as Error).message }, theirs ? body : undefined, false, theirs),
   )
 }
 
@@ -84,16 +85,21 @@ function done(
   id: number,
   started: number,
   r: { ok: boolean; error?: string | undefined; warning?: string | undefined; retryAfterMs?: number | undefined },
-  retry?: Uint8Array,
+  body?: Uint8Array,
+  retryable = false,
+  theirs = false,
 ): void {
   pending--
   const m: FromWorker = { type: 'result', id, ok: r.ok, ms: performance.now() - started }
   if (r.error !== undefined && !r.ok) m.error = r.error
   if (r.warning !== undefined) m.warning = r.warning
-  if (retry !== undefined) {
-    // Moved, not copied, when the body owns its memory; a view into a shared slab is copied first.
-    const own = retry.byteOffset === 0 && retry.byteLength === retry.buffer.byteLength ? retry : new Uint8Array(retry)
-    m.retry = own
+  if (body !== undefined) {
+    // Moved, not copied: a body from the main thread owns its whole buffer
+    // (a view of its start, for a recycled one); one encoded here may be a
+    // view into Node's shared slab and is copied first.
+    const own = theirs || (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) ? body : new Uint8Array(body)
+    m.body = own
+    m.retryable = retryable
     if (r.retryAfterMs !== undefined) m.retryAfterMs = r.retryAfterMs
     port.postMessage(m, [own.buffer as ArrayBuffer])
   } else post(m)

@@ -195,3 +195,26 @@ t.test('daemon: idle trees are reaped and exported with status ERROR', async (t)
   for (const s of reaped) t.same([s.status.code, s.status.message], [2, 'server timeout'])
   h.destroy()
 })
+
+t.test('request bodies go round: a few buffers carry every batch, a retried one too', async (t) => {
+  const receiver = await startOtlpReceiver({ response: { status: 503 } })
+  t.teardown(() => receiver.close())
+  const { stats, queue, pool } = await pipeline(t, { endpoint: receiver.tracesUrl, timeoutMs: 2000, maxBatchSize: 8 })
+  queue.push(tree(traceId(1)))
+  queue.push(tree(traceId(2)))
+  t.ok(await eventually(() => stats.batchesFailed === 1 && stats.queueDepth === 8 && stats.inFlight === 0, 5000), 'a batch held for a retry')
+  receiver.setResponse()
+  // As HAProxy's traffic comes: a batch now and then, each sent before the next.
+  let delivered = true
+  for (let i = 0; i < 60; i++) {
+    queue.push(tree(`${(i + 3).toString(16).padStart(4, '0')}${'d'.repeat(28)}`))
+    queue.push(tree(`${(i + 3).toString(16).padStart(4, '0')}${'e'.repeat(28)}`))
+    delivered &&= await eventually(() => stats.inFlight === 0 && stats.queueDepth === 0, 5000)
+  }
+  t.ok(delivered, 'each batch sent before the next')
+  t.equal(stats.spansExported, 61 * 8, 'every span delivered, the retried batch too')
+  t.equal(receiver.spans.length, 61 * 8)
+  t.equal(stats.batchesExported, 61)
+  t.ok(pool.bodies.allocated <= 3, `${pool.bodies.allocated} buffers allocated for 62 requests (one retried)`)
+  t.ok(pool.bodies.kept >= 1, 'back from the worker, waiting for the next batch')
+})
