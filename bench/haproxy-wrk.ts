@@ -193,6 +193,7 @@ const WRK_OPTIONS = {
   connections: { type: 'number', default: 8, describe: 'wrk --connections' },
   threads: { type: 'number', default: 1, describe: 'wrk --threads' },
   timeout: { type: 'number', default: 2, describe: 'wrk --timeout, seconds' },
+  nbthread: { type: 'number', default: 1, describe: "HAProxy's nbthread (the origin keeps 1)" },
   agent: {
     type: 'string',
     describe:
@@ -217,6 +218,7 @@ interface Options {
   connections: number
   threads: number
   timeoutS: number
+  nbthread: number
   agentCommand: string | undefined
   unix: boolean
   workers: number
@@ -320,6 +322,7 @@ function options(v: Args): Options {
     connections,
     threads,
     timeoutS: num(v, 'timeout', 1),
+    nbthread: num(v, 'nbthread', 1),
     agentCommand,
     unix,
     workers: num(v, 'workers', 1),
@@ -669,6 +672,7 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
       env.BENCH_GUARDS = guards ? '1' : '0'
     }
     env.ORIGIN_ADDR = `127.0.0.1:${ctx.originPort}`
+    env.BENCH_NBTHREAD = String(o.nbthread)
     // ot: the filter opens its plugin relative to the working directory (addons/ot/src/opentracing.c).
     const cwd = env.BENCH_OT_CONF !== undefined ? dirname(env.BENCH_OT_CONF) : undefined
     r.haproxy = await startHaproxy({ name: `HAProxy (${mode})`, bin: ctx.haproxyBin, config: proxyCfg, env, bind: (p) => ({ BENCH_BIND: `127.0.0.1:${p}` }), ...(cwd !== undefined ? { cwd } : {}) })
@@ -900,7 +904,7 @@ function describe(ctx: Context): string {
   return [
     `wrk through HAProxy: ${o.ab ? `A/B ${o.modes.join(' vs ')}, ${o.rounds} round(s) alternating` : `mode ${o.modes[0]}, ${o.rounds} run(s)`}; ` +
       `wrk -t${o.threads} -c${o.connections} -d${o.durationS}s --latency after a ${o.warmupS} s warm-up; ` +
-      `HAProxy nbthread 1, option httpclose; ${agent}`,
+      `HAProxy nbthread ${o.nbthread}, option httpclose; ${agent}`,
     `${haproxyVersion(ctx.haproxyBin)}; node ${process.version}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); ${revision()}; ${new Date().toISOString()}`,
   ].join('\n')
 }
