@@ -27,6 +27,7 @@
 //          [--protocol http/protobuf|http/json] [--endpoint URL] [--workers N]
 //          [--batch N] [--queue N] [--delay MS] [--concurrency N] [--clk-tck N]
 //          [--log-intake udp://127.0.0.1:PORT]   (the log intake, as --log-intake of the agent)
+//          [--max-trees N] [--tree-ttl MS]       (the open-tree limits, as the agent's options)
 
 import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
@@ -133,6 +134,8 @@ const flags = parseChildArgs(process.argv.slice(2), {
   concurrency: { type: 'number', default: DEFAULT_CONFIG.export.maxConcurrentExports, describe: 'exports in flight per worker' },
   'clk-tck': { type: 'number', default: 100, describe: 'USER_HZ (getconf CLK_TCK)' },
   'log-intake': { type: 'string', describe: 'also receive compact log records here (udp://, tcp://, unix:)' },
+  'max-trees': { type: 'number', default: DEFAULT_CONFIG.tree.maxTrees, describe: 'open trees at most' },
+  'tree-ttl': { type: 'number', default: DEFAULT_CONFIG.tree.idleTtlMs, describe: 'ms a tree may stay idle before it is reaped' },
 })
 
 const exporter = str(flags, 'exporter') as ExporterKind
@@ -145,6 +148,7 @@ const config: Config = validateConfig({
     return unix !== undefined ? { path: unix } : { host: str(flags, 'host')!, port: num(flags, 'port') }
   })(),
   monitorIntervalMs: 0,
+  tree: { ...DEFAULT_CONFIG.tree, maxTrees: num(flags, 'max-trees', 1), idleTtlMs: num(flags, 'tree-ttl', 1) },
   logIntake: (() => {
     const a = str(flags, 'log-intake')
     return { ...DEFAULT_CONFIG.logIntake, addresses: a === undefined ? [] : [parseLogAddress('--log-intake', a)] }

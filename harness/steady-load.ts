@@ -5,6 +5,7 @@
 // aborted client) to leave work to the agent's reaper.
 
 import type { ListenAddress } from '../src/agent/index.js'
+import { tv } from '../src/spop/index.js'
 import { nineSpanFlow } from './flows/nine-span.js'
 import { LatencyHistogram } from './latency-histogram.js'
 import { FakeHaproxy } from './spop-client.js'
@@ -20,6 +21,8 @@ export interface SteadyLoadOptions {
   abandon?: number
   /** The HELLO's engine-id, shared by every connection. */
   engineId?: string
+  /** Bytes of a tag value added to each request's first message (a larger message: a long header logged). */
+  padBytes?: number
 }
 
 export interface LoadResult {
@@ -42,11 +45,13 @@ export class SteadyLoad {
   private seq = 0
   private readonly prefix: string
   private readonly abandon: number
+  private readonly pad: string
 
   constructor(addr: ListenAddress, o: SteadyLoadOptions) {
     const connections = o.connections ?? 4
     this.prefix = o.prefix ?? 'load'
     this.abandon = o.abandon ?? 0
+    this.pad = 'x'.repeat(o.padBytes ?? 0)
     const perConn = o.rate / connections
     this.stopped = Promise.all(Array.from({ length: connections }, () => this.client(addr, perConn, o.engineId))).then(() => {})
   }
@@ -63,6 +68,7 @@ export class SteadyLoad {
       while (this.running) {
         const n = this.seq++
         const frames = nineSpanFlow({ uniqueId: `${this.prefix}-${n}`, url: `/item/${n % 1000}` })
+        if (this.pad !== '') frames[0]![0]!.args.push({ name: 'tag', ...tv.string('bench.pad') }, { name: '', ...tv.string(this.pad) })
         const cut = this.abandon > 0 && Math.random() < this.abandon ? 4 : frames.length
         for (let i = 0; i < cut; i++) {
           const t0 = performance.now()
