@@ -14,6 +14,9 @@
 // request's events are applied in the order they came whichever way they
 // were answered.
 //
+// A full batch (maxPending) is applied right after the read that filled it,
+// once its ACKs are written; any batch in slices of a quarter millisecond,
+// one per turn of the event loop, so that reads and ACKs go in between.
 // The batch timer is unref'd: waiting NOTIFYs never keep the process alive
 // on their own. Shutdown calls drain() before it ends the open trees, so
 // nothing answered is lost to an exit.
@@ -51,7 +54,19 @@ interface Waiting {
   engineId: string | null
   messages: Message[]
   nowUs: number
+  size: number
 }
+
+/**
+ * Waiting NOTIFYs are applied in slices of this much time at most, each in
+ * its own turn of the event loop (setImmediate): the socket reads that came
+ * meanwhile, and their ACKs, go between two slices instead of waiting for a
+ * whole batch. A slice still applies dozens of NOTIFYs, which keeps what the
+ * batches save.
+ */
+const SLICE_MS = 0.25
+/** A read that brings this many times maxPending waiting NOTIFYs applies them at once (memory before latency). */
+const HARD_LIMIT_FACTOR = 4
 
 /** Without `batch`, every NOTIFY is applied before its ACK (tests, and the grammar's own semantics). */
 export function createTracingHandler(store: TraceStore, clock: Clock, batch?: BatchOptions): TracingHandler {
@@ -59,42 +74,78 @@ export function createTracingHandler(store: TraceStore, clock: Clock, batch?: Ba
   // Most NOTIFYs inject nothing: actions collect in a reused scratch list and
   // only a NOTIFY that has some gets a list of its own.
   const scratch: Action[] = []
+  /** Waiting NOTIFYs are waiting[head..]; the ones before head were applied. */
   let waiting: Waiting[] = []
+  let head = 0
   let waitingBytes = 0
   let timer: NodeJS.Timeout | null = null
+  let immediate: NodeJS.Immediate | null = null
 
   const apply = (engineId: string | null, messages: Message[], nowUs: number, out: Action[]): void => {
     for (let i = 0; i < messages.length; i++) interpreter.apply(engineId, messages[i]!, nowUs, out)
   }
 
-  const drain = (): void => {
-    if (timer !== null) clearTimeout(timer)
-    timer = null
-    // Taken first: a NOTIFY that throws must neither be applied twice nor stop the ones after it.
-    const list = waiting
-    waiting = []
-    waitingBytes = 0
-    for (let i = 0; i < list.length; i++) {
-      const w = list[i]!
-      try {
-        apply(w.engineId, w.messages, w.nowUs, scratch)
-      } catch (err) {
-        batch?.onError(err)
-      }
+  /** Applies the next waiting NOTIFY. Its slot is let go first: one that throws is neither applied twice nor stops the ones after it. */
+  const applyNext = (): void => {
+    const w = waiting[head]!
+    waiting[head++] = undefined as unknown as Waiting
+    waitingBytes -= w.size
+    try {
+      apply(w.engineId, w.messages, w.nowUs, scratch)
+    } catch (err) {
+      batch?.onError(err)
     }
     scratch.length = 0
+  }
+
+  const settle = (): void => {
+    if (head < waiting.length) {
+      // A queue that never quite empties (the agent just keeps up) must not keep its applied entries.
+      if (head >= 1024) {
+        waiting = waiting.slice(head)
+        head = 0
+      }
+      return
+    }
+    waiting = []
+    head = 0
+    waitingBytes = 0
+    if (timer !== null) clearTimeout(timer)
+    timer = null
+    if (immediate !== null) clearImmediate(immediate)
+    immediate = null
+  }
+
+  const drain = (): void => {
+    while (head < waiting.length) applyNext()
+    settle()
+  }
+
+  /** One slice, then the rest in the loop's next turn. */
+  const step = (): void => {
+    immediate = null
+    if (timer !== null) clearTimeout(timer)
+    timer = null
+    const until = performance.now() + SLICE_MS
+    do applyNext()
+    while (head < waiting.length && performance.now() < until)
+    settle()
+    if (head < waiting.length) immediate = setImmediate(step)
   }
 
   const handle = (messages: Message[], ctx: NotifyContext): Action[] => {
     const nowUs = clock.nowUs()
     if (batch !== undefined && !asksForContext(messages)) {
-      waiting.push({ engineId: ctx.engineId, messages, nowUs })
+      waiting.push({ engineId: ctx.engineId, messages, nowUs, size: ctx.size })
       waitingBytes += ctx.size
-      if (waiting.length >= batch.maxPending || waitingBytes >= batch.maxPendingBytes) drain()
-      else timer ??= setTimeout(drain, batch.delayMs).unref()
+      const n = waiting.length - head
+      if (n >= batch.maxPending * HARD_LIMIT_FACTOR || waitingBytes >= batch.maxPendingBytes) drain()
+      // A full batch: right after this read's ACKs are written, not before them.
+      else if (n >= batch.maxPending) immediate ??= setImmediate(step)
+      else if (immediate === null) timer ??= setTimeout(step, batch.delayMs).unref()
       return NO_ACTIONS
     }
-    if (waiting.length > 0) drain()
+    if (head < waiting.length) drain()
     scratch.length = 0
     apply(ctx.engineId, messages, nowUs, scratch)
     if (scratch.length === 0) return NO_ACTIONS
@@ -106,7 +157,7 @@ export function createTracingHandler(store: TraceStore, clock: Clock, batch?: Ba
     handle,
     drain,
     get pending() {
-      return waiting.length
+      return waiting.length - head
     },
   }
 }

@@ -71,14 +71,38 @@ t.test('a NOTIFY with inject= first applies everything waiting, then answers', a
   t.equal(backend.parentSpanId, sink.byName('root').spanId)
 })
 
-t.test('maxPending: a full batch is applied at once, without waiting for the delay', async (t) => {
+t.test('maxPending: a full batch is applied right after the read that filled it, not in it', async (t) => {
   const { sink, tracing, notify } = setup({ delayMs: 60_000, maxPending: 4 })
   for (let i = 0; i < 3; i++) notify(m(id(`r${i}`), a('span', `s${i}`), a('finish', '*')))
   t.equal(tracing.pending, 3)
   t.equal(sink.spans.length, 0)
   notify(m(id('r3'), a('span', 's3'), a('finish', '*')))
-  t.equal(tracing.pending, 0, 'the fourth NOTIFY filled the batch')
+  t.equal(tracing.pending, 4, 'the fourth NOTIFY filled the batch: its ACK (and its read\'s) go first')
+  for (let turn = 0; turn < 100 && tracing.pending > 0; turn++) await new Promise((r) => setImmediate(r))
+  t.equal(tracing.pending, 0, 'applied in the next turns of the event loop, without waiting for the delay (60 s)')
   t.equal(sink.spans.length, 4)
+})
+
+t.test('the delay applies a batch in slices: a turn of the event loop between two', async (t) => {
+  const { sink, tracing, notify } = setup({ delayMs: 5, maxPending: 100_000, maxPendingBytes: 1 << 30 })
+  const n = 20_000
+  for (let i = 0; i < n; i++) notify(m(id(`r${i}`), a('span', `s${i}`), a('finish', '*')))
+  let turns = 0
+  let seenPartial = false
+  const deadline = Date.now() + 20_000
+  while (tracing.pending > 0 && Date.now() < deadline) {
+    await new Promise((r) => setImmediate(r))
+    turns++
+    if (tracing.pending > 0 && tracing.pending < n) seenPartial = true
+  }
+  t.equal(tracing.pending, 0, 'all applied')
+  t.ok(seenPartial, `the loop turned while part of the batch waited (${turns} turns)`)
+  t.equal(sink.spans.length, n)
+  t.same(
+    sink.spans.map((s) => Number(s.name.slice(1))).every((v, i) => v === i),
+    true,
+    'in arrival order across slices',
+  )
 })
 
 t.test('the batch timer keeps no process alive; drain() at shutdown applies what waits', async (t) => {
