@@ -43,6 +43,8 @@ interface Step {
   rssMb: number
   heapMb: number
   treesOpen: number
+  /** Spans dropped during the step (export queue full, tree limits). */
+  dropped: number
   ackP50Us: number
   ackP99Us: number
   errors: string[]
@@ -89,7 +91,7 @@ export const command: BenchCommand = {
       else {
         console.log(
           `${s.series} ${fmt(s.value)}: ${fmt(s.reqPerSec)} req/s, agent ${fmt(s.cpuUsPerReq, 1)} µs/req, RSS ${fmt(s.rssMb)} MB, heap ${fmt(s.heapMb)} MB, ` +
-            `trees open ${fmt(s.treesOpen)}, ACK p50 ${fmt(s.ackP50Us)} µs p99 ${fmt(s.ackP99Us)} µs${s.errors.length ? `; errors: ${s.errors.slice(0, 2).join('; ')}` : ''}`,
+            `trees open ${fmt(s.treesOpen)}, spans dropped ${fmt(s.dropped)}, ACK p50 ${fmt(s.ackP50Us)} µs p99 ${fmt(s.ackP99Us)} µs${s.errors.length ? `; errors: ${s.errors.slice(0, 2).join('; ')}` : ''}`,
         )
       }
     }
@@ -160,6 +162,9 @@ async function openHeld(port: number, from: number, to: number): Promise<number>
   return to
 }
 
+const sum = (m: Record<string, number>): number => Object.values(m).reduce((a, b) => a + b, 0)
+const dropped = (u: TracingAgentUsage): number => sum(u.export.spansDropped) + sum(u.tracing.spansDropped)
+
 const usage = (agent: JsonLineChild): Promise<TracingAgentUsage> => agent.request<TracingAgentUsage>('usage', 'usage')
 
 async function measure(
@@ -191,6 +196,7 @@ async function measure(
     rssMb: u1.rssBytes / 1048576,
     heapMb: u1.heapUsedBytes / 1048576,
     treesOpen: u1.tracing.treesOpen,
+    dropped: dropped(u1) - dropped(u0),
     ackP50Us: lat.quantile(0.5),
     ackP99Us: lat.quantile(0.99),
     errors: r.errors,
@@ -230,13 +236,13 @@ function judge(steps: readonly Step[], json: boolean): boolean {
       if (fast) ok = false
     }
   }
-  const slow = steps.filter((x) => x.errors.length > 0)
+  const slow = steps.filter((x) => x.errors.length > 0 || x.dropped > 0)
   if (slow.length > 0) ok = false
   if (json) console.log(JSON.stringify({ type: 'summary', ok, lines }))
   else {
     console.log('')
     for (const l of lines) console.log(l)
-    console.log(ok ? 'scale: no step grows faster than linearly' : 'scale: NOT met (a step grows faster than linearly, or the load failed)')
+    console.log(ok ? 'scale: no step grows faster than linearly, nothing dropped' : 'scale: NOT met (a step grows faster than linearly, the load failed, or spans were dropped)')
   }
   return ok
 }
