@@ -79,6 +79,7 @@ import { guardChildren, type Proc, spawnTracked } from '../harness/process.js'
 import { type Column, fmt, median, medianRecord, spread, table } from '../harness/report.js'
 import { sleep } from '../harness/wait.js'
 import { type Args, type BenchCommand, bool, num, str, UsageError } from './cli.js'
+import { AGENT_SCRIPT, shippedNodeFlags } from './agent-launch.js'
 import { JsonLineChild } from './json-line-child.js'
 import type { SinkUsage } from './otlp-sink.js'
 import { childrenCpuUs, clockTicksPerSec, groupUsage, type MachineCpu, type Mem, procCpuUs, procMem, readMachineCpu } from './proc-stats.js'
@@ -107,7 +108,6 @@ const ORIGIN_CFG = join(ROOT, 'haproxy/bench/origin.cfg')
 const PROXY_CFG = join(ROOT, 'haproxy/bench/proxy.cfg')
 /** The shipped configuration whose agent backend proxy.cfg copies. */
 const SHIPPED_BACKEND_CFG = join(ROOT, 'haproxy/haproxy.cfg')
-const AGENT_SCRIPT = fileURLToPath(new URL('./tracing-agent-process.js', import.meta.url))
 const SINK_SCRIPT = fileURLToPath(new URL('./otlp-sink.js', import.meta.url))
 const THREAD_TAG_SCRIPT = fileURLToPath(new URL('./thread-tag.cjs', import.meta.url))
 const OT_CFG = join(ROOT, 'haproxy/bench/ot.cfg')
@@ -205,7 +205,7 @@ const WRK_OPTIONS = {
   protocol: { type: 'string', default: 'http/protobuf', describe: 'our agent: http/protobuf or http/json' },
   'spoa-timeout': { type: 'string', describe: "HAProxy's SPOE `timeout processing` (SPOA_TIMEOUT_PROCESSING; default spoe.cfg's 500ms)" },
   'cpu-prof': { type: 'string', describe: 'our agent: node --cpu-prof --cpu-prof-dir DIR (one profile per thread and run)' },
-  'node-args': { type: 'string', describe: "our agent: extra node options, space-separated (e.g. '--max-semi-space-size=4')" },
+  'node-args': { type: 'string', describe: "our agent: node options after those of bin/spoa-tracer's exec line, space-separated (e.g. '--max-semi-space-size=16', the default)" },
   json: { type: 'boolean', describe: 'print one JSON line per run and one summary line' },
 } as const
 
@@ -595,7 +595,7 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
       '--workers', String(o.workers),
       '--clk-tck', String(clockTicksPerSec()),
     ],
-    nodeArgs: [...o.nodeArgs, ...prof, '--require', THREAD_TAG_SCRIPT],
+    nodeArgs: [...shippedNodeFlags(), ...o.nodeArgs, ...prof, '--require', THREAD_TAG_SCRIPT],
     timeoutMs: 30_000,
   })
   if (def.logIntake === 'udp') return { SPOA_LOG_TARGET: `127.0.0.1:${String(r.agent.listening.logPort)}` }

@@ -23,11 +23,11 @@ import { fmt } from '../harness/report.js'
 import { SteadyLoad } from '../harness/steady-load.js'
 import { sleep } from '../harness/wait.js'
 import { type Args, type BenchCommand, UsageError, bool, num, str } from './cli.js'
+import { AGENT_SCRIPT, shippedNodeFlags } from './agent-launch.js'
 import { JsonLineChild } from './json-line-child.js'
 import { clockTicksPerSec } from './proc-stats.js'
 import type { TracingAgentUsage } from './tracing-agent-process.js'
 
-const AGENT_SCRIPT = fileURLToPath(new URL('./tracing-agent-process.js', import.meta.url))
 const SINK_SCRIPT = fileURLToPath(new URL('./otlp-sink.js', import.meta.url))
 
 /** Frames in flight while the held requests are opened (one connection, pipelined). */
@@ -129,6 +129,7 @@ async function withAgent(sink: JsonLineChild, extra: string[], body: (agent: Jso
   const agent = await JsonLineChild.start({
     name: 'the tracing agent',
     script: AGENT_SCRIPT,
+    nodeArgs: shippedNodeFlags(),
     args: ['--endpoint', `http://127.0.0.1:${sink.port}/v1/traces`, '--clk-tck', String(clockTicksPerSec()), ...extra],
     timeoutMs: 30_000,
   })

@@ -20,11 +20,11 @@ import { fmt } from '../harness/report.js'
 import { SteadyLoad } from '../harness/steady-load.js'
 import { sleep, waitUntil } from '../harness/wait.js'
 import { type BenchCommand, bool, num } from './cli.js'
+import { AGENT_SCRIPT, shippedNodeFlags } from './agent-launch.js'
 import { JsonLineChild } from './json-line-child.js'
 import { clockTicksPerSec } from './proc-stats.js'
 import type { TracingAgentUsage } from './tracing-agent-process.js'
 
-const AGENT_SCRIPT = fileURLToPath(new URL('./tracing-agent-process.js', import.meta.url))
 const SINK_SCRIPT = fileURLToPath(new URL('./otlp-sink.js', import.meta.url))
 
 /** What HAProxy must not notice while the collector is gone, and what the span queue's bound allows. */
@@ -68,6 +68,7 @@ export const command: BenchCommand = {
       const agent = await JsonLineChild.start({
         name: 'the tracing agent',
         script: AGENT_SCRIPT,
+        nodeArgs: shippedNodeFlags(),
         args: ['--endpoint', `http://127.0.0.1:${sink.port}/v1/traces`, '--clk-tck', String(clockTicksPerSec())],
         timeoutMs: 30_000,
       })

@@ -36,6 +36,7 @@ import { type Column, fmt, medianRecord, spread, table } from '../harness/report
 import { sleep } from '../harness/wait.js'
 import { DEFAULT_EXPORT_CONFIG } from '../src/export/config.js'
 import { type Args, type BenchCommand, bool, num, str, UsageError } from './cli.js'
+import { AGENT_SCRIPT, shippedNodeFlags } from './agent-launch.js'
 import { JsonLineChild } from './json-line-child.js'
 import { buildFlow, UNIQUE_ID } from './notify-template.js'
 import type { SinkUsage } from './otlp-sink.js'
@@ -49,7 +50,6 @@ const SPANS_PER_REQUEST = 9
 const TARGET_US_PER_REQUEST = 100
 const TARGET_MAX_CORES = 2
 
-const AGENT_SCRIPT = fileURLToPath(new URL('./tracing-agent-process.js', import.meta.url))
 const SINK_SCRIPT = fileURLToPath(new URL('./otlp-sink.js', import.meta.url))
 const THREAD_TAG_SCRIPT = fileURLToPath(new URL('./thread-tag.cjs', import.meta.url))
 
@@ -259,7 +259,7 @@ async function oneRun(run: number, o: Options): Promise<TracingRunResult> {
       name: 'the tracing agent',
       script: AGENT_SCRIPT,
       args: agentArgs(o, endpoint),
-      nodeArgs: [...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []), '--require', THREAD_TAG_SCRIPT],
+      nodeArgs: [...shippedNodeFlags(), ...(o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : []), '--require', THREAD_TAG_SCRIPT],
       timeoutMs: 30_000,
     })
     const a = agent

@@ -6,7 +6,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import type { Test } from 'tap'
 import { spawnTracked } from '../../harness/process.js'
 import { eventually } from '../../harness/wait.js'
@@ -26,8 +26,15 @@ export interface Proc {
   port: (ms?: number) => Promise<number>
 }
 
-export function run(t: Test, args: string[], env: Record<string, string> = {}, cwd?: string): Proc {
-  const p = spawnTracked({ name: 'spoa-tracer', command: process.execPath, args: [BIN, ...args], env, ...(cwd ? { cwd } : {}) })
+/**
+ * `how`: 'node' runs `node bin/spoa-tracer` (this test's node); 'exec' runs
+ * the file itself, as an operator or HAProxy does (its sh line picks node
+ * from PATH: this test's node is put first).
+ */
+export function run(t: Test, args: string[], env: Record<string, string> = {}, cwd?: string, how: 'node' | 'exec' = 'node'): Proc {
+  const spawnEnv = how === 'exec' ? { ...env, PATH: `${dirname(process.execPath)}:${env.PATH ?? process.env.PATH ?? ''}` } : env
+  const [command, argv] = how === 'exec' ? [BIN, args] : [process.execPath, [BIN, ...args]]
+  const p = spawnTracked({ name: 'spoa-tracer', command, args: argv, env: spawnEnv, ...(cwd ? { cwd } : {}) })
   const child = p.child
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),

@@ -41,7 +41,7 @@ const share = join(prefix, 'lib', 'node_modules', PKG.name)
  * The environment of every child: no tap loader (NODE_OPTIONS), no module
  * path that could hide a missing dependency (NODE_PATH), no npm_* settings
  * of the `npm test` around this test (they would point npm at the checkout),
- * and this test's node first on PATH for the bin's `#!/usr/bin/env node`.
+ * and this test's node first on PATH for the bin's `exec node` line.
  */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
