@@ -10,11 +10,15 @@ import { requireHaproxy } from '../helpers/haproxy.js'
 
 const bin = requireHaproxy(t)
 
-/** The frontend's request rules: from `acl tr_skip` to the rules made for the response. */
+/**
+ * The frontend's request rules that decide and propagate: from `acl tr_skip`
+ * to what each file keeps for its response (variables for the SPOE message,
+ * the record's request half for the log line).
+ */
 function requestRules(file: string): string[] {
   const text = readFileSync(file, 'utf8')
   const from = text.indexOf('    acl tr_skip ')
-  const to = text.indexOf('    # With the response')
+  const to = text.indexOf('    # What the response')
   return text
     .slice(from, to)
     .split('\n')
