@@ -326,6 +326,18 @@ wait_for() {
   done
 }
 
+# wait_alive PID SECONDS WHAT COMMAND...: wait_for, but gives up at once
+# when PID (the process that should answer) has ended.
+wait_alive() {
+  local pid=$1 limit=$2 what=$3; shift 3
+  local end=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "$pid" 2>/dev/null || { log "$what: the process ended"; return 1; }
+    [ $SECONDS -lt $end ] || { log "timed out after ${limit}s waiting for $what"; return 1; }
+    sleep 0.2
+  done
+}
+
 # wait_exit PID SECONDS: waits for PID (a child of this shell) to end, bounded.
 wait_exit() {
   local pid=$1 end=$((SECONDS + $2))
@@ -490,7 +502,10 @@ print(s.getsockname()[1], flush=True); time.sleep(1e9)' </dev/null >"$dir/void.p
       SPOA_TIMEOUT_PROCESSING=60s "BENCH_GUARDS=$guarded")
   fi
 
-  local port sock=$dir/stats.sock
+  # The stats socket lives outside the run's directory: a unix socket's path
+  # has at most 107 bytes, and a mode's name with its suffixes may be long.
+  local port sock
+  sock=$(mktemp -u /tmp/cg-stats.XXXXXX)
   port=$(free_port)
   printf '%s\n' "${env[@]}" >"$dir/haproxy.env"
   # The stats socket, in a file of its own as the harness adds it (harness/haproxy.ts).
@@ -501,9 +516,9 @@ print(s.getsockname()[1], flush=True); time.sleep(1e9)' </dev/null >"$dir/void.p
   local hpid=$!
   PIDS+=("$hpid")
   if [ -n "$spoe" ]; then
-    wait_for 180 "agent UP in HAProxy ($mode)" server_up "$sock"
+    wait_alive "$hpid" 180 "agent UP in HAProxy ($mode)" server_up "$sock" || { tail -3 "$dir/haproxy.log" >&2; return 1; }
   else
-    wait_for 180 "HAProxy ($mode)" haproxy_up "$sock"
+    wait_alive "$hpid" 180 "HAProxy ($mode)" haproxy_up "$sock" || { tail -3 "$dir/haproxy.log" >&2; return 1; }
   fi
 
   if [ "$kind" = req ]; then
@@ -534,6 +549,7 @@ print(s.getsockname()[1], flush=True); time.sleep(1e9)' </dev/null >"$dir/void.p
     kill -TERM "$hpid"
     wait_exit "$hpid" 60 || { kill -KILL "$hpid"; exit 1; }
   fi
+  rm -f "$sock"
 
   local sink_spans=""
   if [ -n "$spid" ]; then
