@@ -34,7 +34,7 @@ t.test('the request rules are those of haproxy-compact.cfg; no SPOE', async (t) 
 })
 
 t.test('HAProxy accepts every variant', { skip: bin === null }, async (t) => {
-  for (const env of [{}, { SPOA_LOG_TCP: '127.0.0.1:5141' }, { SPOA_LOG_TARGET: '/run/x.sock' }, { SPOA_LOG_TRACED_ONLY: '1' }, { SPOA_LOG_TRACED_ONLY: '1', SPOA_LOG_TCP: '127.0.0.1:5141' }, { SPOA_COMPACT_B3: '1' }]) {
+  for (const env of [{}, { SPOA_LOG_TCP: '127.0.0.1:5141' }, { SPOA_LOG_TARGET: '/run/x.sock' }, { SPOA_LOG_TRACED_ONLY: '1' }, { SPOA_LOG_TRACED_ONLY: '1', SPOA_LOG_TCP: '127.0.0.1:5141' }, { SPOA_COMPACT_B3: '1' }, { SPOA_LOG_ACCESS: '0' }, { SPOA_LOG_ACCESS: '0', SPOA_LOG_TCP: '127.0.0.1:5141', SPOA_COMPACT_B3: '1' }]) {
     const r = spawnSync(bin!, ['-c', '-f', 'haproxy/haproxy-compact-log.cfg'], { env: { ...process.env, ...env }, encoding: 'utf8' })
     t.equal(r.status, 0, JSON.stringify(env))
     t.notMatch(r.stdout + r.stderr, /WARNING|ALERT/, JSON.stringify(env))

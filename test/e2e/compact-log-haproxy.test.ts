@@ -67,7 +67,8 @@ async function haproxy(t: Test, origin: Origin, env: Record<string, string>, con
   return { h, fePort: h.port }
 }
 
-async function stack(t: Test, transport: 'udp' | 'tcp' | 'unix', env: Record<string, string> = {}) {
+/** HAProxy with the shipped file (after `before`, e.g. an operator's global log targets), the agent, an origin and a receiver. */
+async function stack(t: Test, transport: 'udp' | 'tcp' | 'unix', env: Record<string, string> = {}, before: string[] = []) {
   const receiver = await startOtlpReceiver()
   t.teardown(() => receiver.close())
   const origin = await startOrigin()
@@ -82,7 +83,7 @@ async function stack(t: Test, transport: 'udp' | 'tcp' | 'unix', env: Record<str
       : bound.transport === 'tcp'
         ? { SPOA_LOG_TCP: `127.0.0.1:${bound.port}` }
         : { SPOA_LOG_TARGET: `127.0.0.1:${bound.port}` }
-  const { fePort } = await haproxy(t, origin, { ...target, ...env })
+  const { fePort } = await haproxy(t, origin, { ...target, ...env }, [...before, CFG])
   if (transport === 'tcp') t.ok(await eventually(() => daemon.logIntake!.stats.tcpConnectionsOpen === 1, 10_000), "the ring's forwarder connected")
   const request = async (path: string, headers: Record<string, string> = {}, expectSpans = true) => {
     receiver.clear()
@@ -160,6 +161,28 @@ t.test('HAProxy 2.6, SPOA_LOG_TRACED_ONLY=1: untraced requests send nothing to o
   await request('/new', {}, false)
   await request('/parent', { traceparent: `00-${T}-${P}-01` })
   t.same([daemon.logIntake!.stats.records, daemon.logIntake!.stats.traced], [1 + markers(), 1 + markers()])
+})
+
+t.test('SPOA_LOG_ACCESS=0: only traced requests are logged, only to our target', { skip }, async (t) => {
+  // An operator's global log target, which the file's `log global` would copy: this frontend no longer sends it anything.
+  const operator = await captureLog(t)
+  const global = join(tmp(t), 'operator.cfg')
+  writeFileSync(global, `global\n    log 127.0.0.1:${operator.port} local0 info\n`)
+  for (const transport of ['udp', 'tcp'] as const) {
+    const { request, daemon, markers } = await stack(t, transport, { SPOA_LOG_ACCESS: '0', SPOA_SAMPLE_PERCENT: '0' }, [global])
+    const joined = await request('/joined', { traceparent: `00-${T}-${P}-01` })
+    t.same(new Set(joined.all.map((s) => s.traceId)), new Set([T]), `${transport}: a tree`)
+    t.equal(joined.server!.parentSpanId, P)
+    t.same(parts(joined.backend.traceparent).slice(1, 3), [T, joined.client!.spanId], "the server's parent is the CLIENT span")
+    t.has(joined.server!.attributes, { 'url.path': '/joined', 'http.response.status_code': 200, 'haproxy.frontend': 'http-in' })
+    const none = await request('/new', {}, false)
+    t.equal(none.all.length, 0, 'not picked: no span')
+    t.match(none.backend.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'the context still goes on, not sampled')
+    await request('/unsampled', { traceparent: `00-${T}-${P}-00` }, false)
+    const s = daemon.logIntake!.stats
+    t.same({ records: s.records, traced: s.traced, untraced: s.untraced, rejected: Object.fromEntries(s.rejected) }, { records: 1 + markers(), traced: 1 + markers(), untraced: 0, rejected: {} }, 'a record per traced request, nothing else')
+  }
+  t.same(operator.lines.filter((l) => l.includes('GET') || l.includes('traceparent')), [], "the operator's global target got nothing from this frontend")
 })
 
 /** HAProxy's access log, as an operator's syslog receives it. */
