@@ -205,6 +205,7 @@ const WRK_OPTIONS = {
   protocol: { type: 'string', default: 'http/protobuf', describe: 'our agent: http/protobuf or http/json' },
   'spoa-timeout': { type: 'string', describe: "HAProxy's SPOE `timeout processing` (SPOA_TIMEOUT_PROCESSING; default spoe.cfg's 500ms)" },
   'cpu-prof': { type: 'string', describe: 'our agent: node --cpu-prof --cpu-prof-dir DIR (one profile per thread and run)' },
+  'log-read-pause': { type: 'number', describe: "our agent's --log-read-pause in ms (log modes over TCP; default: the agent's)" },
   'node-args': { type: 'string', describe: "our agent: node options after those of bin/spoa-tracer's exec line, space-separated (e.g. '--max-semi-space-size=16', the default)" },
   json: { type: 'boolean', describe: 'print one JSON line per run and one summary line' },
 } as const
@@ -226,6 +227,7 @@ interface Options {
   spoaTimeout: string | undefined
   cpuProfDir: string | undefined
   nodeArgs: string[]
+  logReadPauseMs: number | undefined
   json: boolean
 }
 
@@ -313,6 +315,8 @@ function options(v: Args): Options {
   if (prof !== undefined && agentCommand !== undefined) throw new UsageError('--cpu-prof profiles our agent, not an --agent command')
   const nodeArgs = (str(v, 'node-args') ?? '').split(/\s+/).filter((a) => a !== '')
   if (nodeArgs.length > 0 && agentCommand !== undefined) throw new UsageError('--node-args applies to our agent, not an --agent command')
+  const pause = v['log-read-pause']
+  if (pause !== undefined && (typeof pause !== 'number' || !(pause >= 0))) throw new UsageError('--log-read-pause: milliseconds, 0 or more')
   return {
     modes,
     ab: ab !== undefined,
@@ -330,6 +334,7 @@ function options(v: Args): Options {
     spoaTimeout: str(v, 'spoa-timeout'),
     cpuProfDir: prof ? resolve(prof) : undefined,
     nodeArgs,
+    logReadPauseMs: pause as number | undefined,
     json: bool(v, 'json'),
   }
 }
@@ -589,6 +594,7 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
     args: [
       ...(unix !== null ? ['--unix', unix] : ['--host', '127.0.0.1', '--port', '0']),
       ...(def.logIntake ? ['--log-intake', `${def.logIntake}://127.0.0.1:0`] : []),
+      ...(def.logIntake && o.logReadPauseMs !== undefined ? ['--log-read-pause', String(o.logReadPauseMs)] : []),
       '--exporter', 'otlp',
       '--protocol', o.protocol,
       '--endpoint', traces,
@@ -900,6 +906,7 @@ function describe(ctx: Context): string {
     ? `agent: ${o.agentCommand}`
     : `agent: ours (the daemon in bench/tracing-agent-process.ts), OTLP ${o.protocol}, ${o.workers} export worker(s)` +
       (o.nodeArgs.length > 0 ? `, node ${o.nodeArgs.join(' ')}` : '') +
+      (o.logReadPauseMs !== undefined ? `, --log-read-pause ${o.logReadPauseMs}` : '') +
       (o.unix ? ', over a unix socket' : ', over TCP on 127.0.0.1')
   return [
     `wrk through HAProxy: ${o.ab ? `A/B ${o.modes.join(' vs ')}, ${o.rounds} round(s) alternating` : `mode ${o.modes[0]}, ${o.rounds} run(s)`}; ` +

@@ -134,6 +134,7 @@ const flags = parseChildArgs(process.argv.slice(2), {
   concurrency: { type: 'number', default: DEFAULT_CONFIG.export.maxConcurrentExports, describe: 'exports in flight per worker' },
   'clk-tck': { type: 'number', default: 100, describe: 'USER_HZ (getconf CLK_TCK)' },
   'log-intake': { type: 'string', describe: 'also receive compact log records here (udp://, tcp://, unix:)' },
+  'log-read-pause': { type: 'number', default: DEFAULT_CONFIG.logIntake.readPauseMs, describe: "ms a TCP log stream rests after a short read (the agent's --log-read-pause)" },
   'max-trees': { type: 'number', default: DEFAULT_CONFIG.tree.maxTrees, describe: 'open trees at most' },
   'tree-ttl': { type: 'number', default: DEFAULT_CONFIG.tree.idleTtlMs, describe: 'ms a tree may stay idle before it is reaped' },
 })
@@ -151,7 +152,7 @@ const config: Config = validateConfig({
   tree: { ...DEFAULT_CONFIG.tree, maxTrees: num(flags, 'max-trees', 1), idleTtlMs: num(flags, 'tree-ttl', 1) },
   logIntake: (() => {
     const a = str(flags, 'log-intake')
-    return { ...DEFAULT_CONFIG.logIntake, addresses: a === undefined ? [] : [parseLogAddress('--log-intake', a)] }
+    return { ...DEFAULT_CONFIG.logIntake, addresses: a === undefined ? [] : [parseLogAddress('--log-intake', a)], readPauseMs: num(flags, 'log-read-pause', 0) }
   })(),
   export: {
     ...d,

@@ -241,6 +241,12 @@ export const OPTIONS = {
     integer(480, 1 << 20), (c, n) => (c.logIntake = { ...c.logIntake, maxRecordBytes: n })),
   'log-max-connections': setting({ group: G_LOG, describe: 'TCP log connections at most', default: '64' },
     integer(1, 65535), (c, n) => (c.logIntake = { ...c.logIntake, maxConnections: n })),
+  'log-read-pause': setting({ group: G_LOG, describe: 'How long a TCP log stream rests after a read that emptied its socket, to take more records per read (0 = read at once)', default: '10ms' },
+    (v, name) => {
+      const ms = duration(v, name)
+      if (ms > 1000) throw new ConfigError(name, `${String(v)} is too long: at most 1s (records wait that long in the kernel and HAProxy's ring)`)
+      return ms
+    }, (c, ms) => (c.logIntake = { ...c.logIntake, readPauseMs: ms })),
   'log-receive-buffer': setting({ group: G_LOG, describe: 'Receive buffer of UDP and unix log sockets, bytes (capped by net.core.rmem_max)', default: '4194304' },
     integer(4096, 1 << 30), (c, n) => (c.logIntake = { ...c.logIntake, receiveBufferBytes: n })),
 

@@ -39,12 +39,15 @@ export interface LogIntakeLimits {
   maxConnections: number
   /** SO_RCVBUF asked for the UDP and unix datagram sockets (the kernel may cap it: net.core.rmem_max). */
   receiveBufferBytes: number
+  /** Milliseconds a TCP stream rests after a read that emptied its socket (0: none). See onConnection. */
+  readPauseMs: number
 }
 
 export const DEFAULT_LOG_INTAKE_LIMITS: LogIntakeLimits = {
   maxRecordBytes: 64 * 1024,
   maxConnections: 64,
   receiveBufferBytes: 4 * 1024 * 1024,
+  readPauseMs: 10,
 }
 
 export interface LogIntakeOptions {
@@ -55,16 +58,16 @@ export interface LogIntakeOptions {
   /** Permissions and owner of unix sockets (--unix-mode, --unix-owner), as for the SPOP socket. */
   socketMode?: number | null
   socketOwner?: { uid: number; gid: number } | null
-  /** Milliseconds a TCP stream rests after each read, to take what arrives meanwhile in one read (default 2; 0: none). */
-  tcpReadPauseMs?: number
 }
 
 /**
- * A TCP stream's rest after each read. At 2 ms a stream of 5,000 records/s
- * gives about 10 per read; the kernel holds them (a socket's receive buffer
- * takes hundreds), and HAProxy's ring behind it megabytes.
+ * A read at least this long says that more is waiting: the next one follows
+ * at once instead of after a rest. Node.js reads at most 64 KiB at once, and
+ * the kernel may hand over somewhat less while more is queued (63,488 bytes
+ * of a 600 KB backlog on loopback); records trickling in at moderate rates
+ * come in reads of a few KB.
  */
-export const DEFAULT_TCP_READ_PAUSE_MS = 2
+export const BACKLOG_READ_BYTES = 32 * 1024
 
 /** Where one listener is bound (the port is the real one when 0 was asked). */
 export type BoundLogAddress = LogAddress & { receiveBufferBytes?: number }
@@ -92,12 +95,8 @@ export class LogIntake {
   private readonly conns = new Set<Socket>()
   private bound: BoundLogAddress[] = []
   private closed = false
-  /** How long a TCP stream rests after each read (see onConnection); 0 reads at once. */
-  private readonly readPauseMs: number
-
   constructor(private readonly opts: LogIntakeOptions) {
     this.limits = { ...DEFAULT_LOG_INTAKE_LIMITS, ...opts.limits }
-    this.readPauseMs = opts.tcpReadPauseMs ?? DEFAULT_TCP_READ_PAUSE_MS
   }
 
   /** Where the listeners are bound, once listen() resolved. */
@@ -204,17 +203,25 @@ export class LogIntake {
       (record) => this.onRecord(record),
       (reason) => this.reject(reason),
     )
+    const pauseMs = this.limits.readPauseMs
+    let longBefore = false
     socket.on('data', (chunk: Buffer) => {
       if (!frames.push(chunk)) return socket.destroy()
-      // Read again only after a short pause: the records that arrive
-      // meanwhile wait in the kernel and come in one read, where reading as
-      // they come costs a wake-up, a read and a stream event each (HAProxy's
-      // ring sends about one record per write at moderate rates). Nothing
-      // waits on this: a record is a finished request.
-      if (this.readPauseMs > 0 && !this.closed) {
+      // Once the socket is empty, read again only after a rest: the records
+      // that arrive meanwhile wait in the kernel and come in one read, where
+      // reading as they come costs a wake-up, a read, a stream event and a
+      // timer each (HAProxy's ring sends about one record per write at
+      // moderate rates). Nothing waits on this: a record is a finished
+      // request. A long read did not empty the socket: no rest, so that the
+      // rest never caps how fast a stream is drained. While the agent rests,
+      // the kernel holds the records (and HAProxy's ring, when the socket's
+      // window is full; HAProxy then writes fewer, larger chunks).
+      const long = chunk.length >= BACKLOG_READ_BYTES
+      if (pauseMs > 0 && !long && !longBefore && !this.closed) {
         socket.pause()
-        setTimeout(() => socket.resume(), this.readPauseMs).unref()
+        setTimeout(() => socket.resume(), pauseMs).unref()
       }
+      longBefore = long
     })
     socket.on('error', () => {}) // a reset by HAProxy (reload, stop) is normal
     socket.once('close', () => {

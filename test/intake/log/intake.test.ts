@@ -8,7 +8,7 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { type BoundLogAddress, DEFAULT_TCP_READ_PAUSE_MS, LogIntake, type LogAddress } from '../../../src/intake/log/index.js'
+import { type BoundLogAddress, DEFAULT_LOG_INTAKE_LIMITS, BACKLOG_READ_BYTES, LogIntake, type LogAddress } from '../../../src/intake/log/index.js'
 import { SD_ID } from '../../../src/intake/log/syslog.js'
 import { unixDgram } from '../../../src/intake/log/unix-dgram.js'
 import { TraceStore } from '../../../src/tracing/trace-store.js'
@@ -123,13 +123,13 @@ t.test('TCP: octet counting (HAProxy rings) and LF framing, split anywhere', asy
 })
 
 t.test('TCP: reads rest between them (records come in fewer reads); none is lost, the end still counts', async (t) => {
-  t.ok(DEFAULT_TCP_READ_PAUSE_MS > 0, 'on by default')
+  t.ok(DEFAULT_LOG_INTAKE_LIMITS.readPauseMs > 0, 'on by default')
   const sink = new MemorySink()
   const li = new LogIntake({
     addresses: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }],
     store: new TraceStore({ sink }),
     logger: captureLogger('info').logger,
-    tcpReadPauseMs: 50,
+    limits: { readPauseMs: 50 },
   })
   const [bound] = await li.listen()
   t.teardown(() => li.close())
@@ -151,6 +151,35 @@ t.test('TCP: reads rest between them (records come in fewer reads); none is lost
   c.on('error', () => {})
   await li.close()
   t.pass('closed during a rest')
+})
+
+t.test('TCP: no rest after a long read, so that a backlog is drained at once', async (t) => {
+  const sink = new MemorySink()
+  // A rest far longer than the test may take: each one would show.
+  const li = new LogIntake({
+    addresses: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }],
+    store: new TraceStore({ sink }),
+    logger: captureLogger('info').logger,
+    limits: { readPauseMs: 1000 },
+  })
+  const [bound] = await li.listen()
+  t.teardown(() => li.close())
+  const one = Buffer.from(record({ id: 'x' }).trimEnd())
+  const framed = Buffer.concat([Buffer.from(`${one.length} `), one])
+  const n = Math.ceil((16 * BACKLOG_READ_BYTES) / framed.length)
+  const c = connect({ port: portOf(bound!), host: '127.0.0.1' })
+  c.on('error', () => {})
+  t.teardown(() => c.destroy())
+  await new Promise((r) => c.once('connect', r))
+  // A first record, then (once its read has put the stream to rest) a backlog
+  // of about 8 reads of 64 KiB: one rest, then every read at once.
+  c.write(framed)
+  t.ok(await eventually(() => sink.trees.length === 1), 'the first record')
+  const t0 = performance.now()
+  c.write(Buffer.concat(Array.from({ length: n }, () => framed)))
+  t.ok(await eventually(() => sink.trees.length === n + 1, 10_000), `${n} records, about 8 reads`)
+  const ms = performance.now() - t0
+  t.ok(ms < 2500, `drained after one rest, not one per read: ${ms.toFixed(0)} ms (rest 1000 ms)`)
 })
 
 t.test('unix datagram socket: records, permissions, stale and live sockets', { skip: unixDgram() === null ? 'node-unix-socket not installed' : false }, async (t) => {
