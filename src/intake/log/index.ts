@@ -220,6 +220,14 @@ export class LogIntake {
       if (pauseMs > 0 && !long && !longBefore && !this.closed) {
         socket.pause()
         setTimeout(() => socket.resume(), pauseMs).unref()
+      } else if (long && !this.closed) {
+        // In a backlog, one read per turn of the event loop: the trees of
+        // this read are encoded (the export queue's setImmediate pass) before
+        // the next read makes more. Reading on at once kept several reads'
+        // spans alive across young-generation collections, which promoted
+        // them: more RSS and old-generation GC.
+        socket.pause()
+        setImmediate(() => socket.resume())
       }
       longBefore = long
     })
