@@ -435,6 +435,8 @@ export interface WrkRunResult {
     rejected: Record<string, number>
     kernelDrops: number
     haproxyDroppedLogs: number
+    /** Records a full ring lost, as HAProxy told the agent ("N events dropped"). */
+    ringDropped: number
   } | null
   /** Our agent only (NaN otherwise): NOTIFY frames per response, and its error counters. */
   notifyPerRequest: number
@@ -810,6 +812,7 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
               rejected: li.rejected,
               kernelDrops: li.kernelDrops,
               haproxyDroppedLogs: droppedLogs,
+              ringDropped: li.haproxyDropped,
             }
           : null,
       agent: tracer
@@ -959,7 +962,8 @@ function runNotes(r: WrkRunResult): string[] {
   if (l) {
     notes.push(
       `log intake: ${fmt(l.trees)} trees from ${fmt(l.traced)} traced requests (${fmt(l.deliveredPct, 3)}%), ${fmt(l.records)} records ` +
-        `(${fmt(l.untraced)} of untraced requests), rejected ${JSON.stringify(l.rejected)}, kernel drops ${fmt(l.kernelDrops)}, HAProxy DroppedLogs ${fmt(l.haproxyDroppedLogs)}`,
+        `(${fmt(l.untraced)} of untraced requests), rejected ${JSON.stringify(l.rejected)}, kernel drops ${fmt(l.kernelDrops)}, HAProxy DroppedLogs ${fmt(l.haproxyDroppedLogs)}, ` +
+        `dropped by the full ring ${fmt(l.ringDropped)}`,
     )
   }
   return notes
