@@ -122,17 +122,23 @@ t.test('TCP: octet counting (HAProxy rings) and LF framing, split anywhere', asy
   t.equal(li.stats.tcpConnectionsTotal, 1)
 })
 
-t.test('TCP: reads rest between them (records come in fewer reads); none is lost, the end still counts', async (t) => {
-  t.ok(DEFAULT_LOG_INTAKE_LIMITS.readPauseMs > 0, 'on by default')
+/** A TCP intake on a free port whose streams rest readPauseMs after a short read. */
+async function restingTcpIntake(t: Test, readPauseMs: number) {
   const sink = new MemorySink()
   const li = new LogIntake({
     addresses: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }],
     store: new TraceStore({ sink }),
     logger: captureLogger('info').logger,
-    limits: { readPauseMs: 50 },
+    limits: { readPauseMs },
   })
   const [bound] = await li.listen()
   t.teardown(() => li.close())
+  return { sink, li, bound }
+}
+
+t.test('TCP: reads rest between them (records come in fewer reads); none is lost, the end still counts', async (t) => {
+  t.ok(DEFAULT_LOG_INTAKE_LIMITS.readPauseMs > 0, 'on by default')
+  const { sink, li, bound } = await restingTcpIntake(t, 50)
   // 20 writes 5 ms apart, then the end of the stream, all while reads rest.
   const recs = Array.from({ length: 20 }, (_, i) => record({ id: `r${i}` }))
   await tcpSend(portOf(bound!), ...recs)
@@ -154,16 +160,8 @@ t.test('TCP: reads rest between them (records come in fewer reads); none is lost
 })
 
 t.test('TCP: no rest after a long read, so that a backlog is drained at once', async (t) => {
-  const sink = new MemorySink()
   // A rest far longer than the test may take: each one would show.
-  const li = new LogIntake({
-    addresses: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }],
-    store: new TraceStore({ sink }),
-    logger: captureLogger('info').logger,
-    limits: { readPauseMs: 1000 },
-  })
-  const [bound] = await li.listen()
-  t.teardown(() => li.close())
+  const { sink, bound } = await restingTcpIntake(t, 1000)
   const one = Buffer.from(record({ id: 'x' }).trimEnd())
   const framed = Buffer.concat([Buffer.from(`${one.length} `), one])
   const n = Math.ceil((16 * BACKLOG_READ_BYTES) / framed.length)
