@@ -121,6 +121,8 @@ t.test('bad values: one message naming the option and the accepted values', asyn
     [['--endpoint', 'collector:4318'], /^--endpoint: expected http:\/\/ or https:\/\//],
     [['--headers', 'oops'], /^--headers: expected key=value pairs/],
     [['--log-format', 'xml'], /^--log-format: expected one of json, pretty/],
+    [['--log-read-pause', '5s'], /^--log-read-pause: 5s is too long: at most 1s/],
+    [['--log-read-pause', 'soon'], /^--log-read-pause: expected a time/],
     [['-a', 'unix:'], /^--address: expected unix:\/path\/to\/socket$/],
     [['--nope'], /Unknown argument: nope/],
     [['-p'], /Not enough arguments following: p/],

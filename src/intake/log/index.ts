@@ -212,8 +212,9 @@ export class LogIntake {
       // reading as they come costs a wake-up, a read, a stream event and a
       // timer each (HAProxy's ring sends about one record per write at
       // moderate rates). Nothing waits on this: a record is a finished
-      // request. A long read did not empty the socket: no rest, so that the
-      // rest never caps how fast a stream is drained. While the agent rests,
+      // request. A long read, or the read right after one, says a backlog is
+      // waiting (the kernel may hand over a short piece of it): no rest, so
+      // that the rest never caps how fast a stream is drained. While the agent rests,
       // the kernel holds the records (and HAProxy's ring, when the socket's
       // window is full; HAProxy then writes fewer, larger chunks).
       const long = chunk.length >= BACKLOG_READ_BYTES
