@@ -20,6 +20,10 @@ export class LogIntakeStats {
   tcpConnectionsTotal = 0
   /** TCP connections refused at --log-max-connections. */
   tcpConnectionsRejected = 0
+  /** Reads of TCP streams: records / reads is how many records one wake-up takes. */
+  tcpReads = 0
+  /** Reads after which the stream rested (--log-read-pause): HAProxy had handed over all it held. */
+  tcpRests = 0
 }
 
 /** Every rejection reason, so that /metrics shows them at 0 from the start. */
