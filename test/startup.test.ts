@@ -16,6 +16,7 @@ import { within } from '../harness/wait.js'
 import { FakeHaproxy } from '../harness/spop-client.js'
 import { freePort, waitForPort } from '../harness/ports.js'
 import { http } from './helpers/http.js'
+import { threadPolicies } from '../src/daemon/cpu-sched.js'
 
 /** Runs the agent to its exit; asserts status 2, nothing on stdout, and returns stderr. */
 async function refused(t: Test, args: string[], cwd?: string): Promise<string> {
@@ -133,6 +134,27 @@ t.test('--listen-retry: listens once the port is free', async (t) => {
   await p.line((l) => l.msg === 'spoa-tracer started')
   p.child.kill('SIGTERM')
   t.same(await within(p.exit, 10_000, 'stop'), { code: 0, signal: null })
+})
+
+const linux = process.platform === 'linux' ? false : 'SCHED_IDLE is Linux only'
+
+t.test('--cpu-sched idle: every thread of the agent, export workers included, runs under SCHED_IDLE', { skip: linux }, async (t) => {
+  // The OTLP exporter starts a worker thread: it must inherit the policy.
+  const p = run(t, ['-p', '0', '--cpu-sched', 'idle', '--exporter', 'otlp', '--endpoint', 'http://127.0.0.1:9', '--log-intake', 'tcp://127.0.0.1:0', '-i', '0'])
+  await p.line((l) => l.msg === 'spoa-tracer started')
+  const policies = threadPolicies(p.child.pid!)
+  t.ok(policies.length >= 3, `${policies.length} threads`)
+  t.same([...new Set(policies)], [5], 'SCHED_IDLE (5) everywhere')
+  p.child.kill('SIGTERM')
+  t.same(await within(p.exit, 10_000, 'stop'), { code: 0, signal: null })
+})
+
+t.test('--cpu-sched idle without chrt: one line, status 1, never listening', { skip: linux }, async (t) => {
+  const empty = tmp(t)
+  const p = run(t, ['-p', '0', '--cpu-sched', 'idle', '--exporter', 'none', '-i', '0'], { PATH: empty })
+  t.same(await within(p.exit, 15_000, 'refused'), { code: 1, signal: null })
+  t.equal(p.err(), 'spoa-tracer: --cpu-sched idle: could not set SCHED_IDLE: chrt (util-linux) is not installed\n')
+  t.notMatch(p.out(), /started/, 'never started')
 })
 
 t.test('-D with a port in use: the launcher says why, with the status', async (t) => {

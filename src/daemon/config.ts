@@ -4,6 +4,7 @@
 
 import type { ConnectionTimeouts, ListenAddress } from '../agent/index.js'
 import { DEFAULT_TIMEOUTS } from '../agent/index.js'
+import type { CpuSched } from './cpu-sched.js'
 import { type ExportConfig, DEFAULT_EXPORT_CONFIG, validateExportConfig } from '../export/config.js'
 import { DEFAULT_LOG_INTAKE_CONFIG, type LogIntakeConfig } from '../intake/log/config.js'
 import type { Capability } from '../spop/index.js'
@@ -47,6 +48,8 @@ export interface Config {
   readyExportFailureThresholdMs: number
   /** --log-intake: HAProxy log records as a second intake of the compact profile (off by default). */
   logIntake: LogIntakeConfig
+  /** --cpu-sched: `idle` runs the agent only on CPU time nothing else wants (cpu-sched.ts). */
+  cpuSched: CpuSched
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -70,6 +73,7 @@ export const DEFAULT_CONFIG: Config = {
   metricsAddress: null,
   readyExportFailureThresholdMs: 60_000,
   logIntake: DEFAULT_LOG_INTAKE_CONFIG,
+  cpuSched: 'normal',
 }
 
 export function validateConfig(c: Config): Config {

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino'
 import { AgentServer, type ListenAddress, type NotifyHandler } from '../agent/index.js'
 import type { Config } from './config.js'
+import { applyCpuSched } from './cpu-sched.js'
 import { ExportPool } from '../export/pool.js'
 import { SpanQueue } from '../export/span-queue.js'
 import { ExportStats } from '../export/stats.js'
@@ -68,6 +69,12 @@ export async function startDaemon(
    */
   opts: { clock?: Clock; traceBatchDelayMs?: number; agentRestarts?: number; signal?: AbortSignal } = {},
 ): Promise<Daemon> {
+  // Before any worker thread starts: they inherit the policy.
+  try {
+    applyCpuSched(config.cpuSched)
+  } catch (err) {
+    throw new StartError((err as Error).message)
+  }
   const clock = opts.clock ?? new SystemClock()
   const exportStats = new ExportStats()
   const pool =

@@ -10,6 +10,7 @@
 
 import type { Level } from 'pino'
 import { CAPABILITIES, type Capability } from '../spop/index.js'
+import { CPU_SCHEDS } from './cpu-sched.js'
 import { checkHeaders, endpointToTracesUrl, EXPORTERS, parseKeyValueList, PROTOCOLS } from '../export/config.js'
 import { LOG_ADDRESS_HELP } from '../intake/log/address.js'
 import { parseLogIntakeAddresses } from '../intake/log/config.js'
@@ -227,6 +228,8 @@ export const OPTIONS = {
   'monitor-interval': setting({ alias: 'i', group: G_PROC, describe: 'Period of the statistics log line (0 = off)', default: '5s' },
     duration, (c, ms) => (c.monitorIntervalMs = ms)),
   runtime: setting({ alias: 'r', group: G_PROC, describe: 'Stop by itself after this long (0 = unlimited)', default: '0' }, duration, (c, ms) => (c.runtimeMs = ms)),
+  'cpu-sched': setting({ group: G_PROC, describe: "CPU scheduling: idle runs the agent only on CPU time HAProxy and the rest leave (Linux SCHED_IDLE); for an agent that only takes the log stream, not with SPOE, where HAProxy waits for the agent", default: 'normal' },
+    oneOf(CPU_SCHEDS), (c, v) => (c.cpuSched = v)),
   'shutdown-timeout': setting({ group: G_PROC, describe: 'Deadline of a graceful stop (in-flight frames, open trees, export flush)', default: '10s' },
     duration, (c, ms) => (c.shutdownTimeoutMs = ms)),
 

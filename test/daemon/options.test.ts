@@ -71,6 +71,7 @@ const SAMPLES: Record<string, { value: string; env?: Env; context?: Env }> = {
   'log-max-connections': { value: '8' },
   'log-receive-buffer': { value: '8192' },
   'log-read-pause': { value: '20ms' },
+  'cpu-sched': { value: 'idle' },
 }
 
 const configOptions = Object.entries(OPTION_TABLE).filter(([, o]) => isConfigOption(o))

@@ -1,0 +1,58 @@
+// The agent's CPU scheduling policy (--cpu-sched). `idle` puts every thread
+// of the process under Linux's SCHED_IDLE: the agent then runs only on CPU
+// time that HAProxy, its servers and everything else leave over, and its
+// wake-ups never preempt them. That suits an agent that only takes HAProxy's
+// log stream, where nothing waits on it: HAProxy keeps its records in its
+// ring meanwhile. It does not suit SPOE, where every traced request waits
+// for the agent's ACK. A lower nice value or SCHED_BATCH did not help
+// (docs/BENCHMARKS.md): what costs HAProxy is the agent preempting it.
+//
+// Node.js has no call for the scheduling policy; util-linux's chrt sets it
+// for every thread at once, and threads started later (export workers,
+// libuv's pool) inherit it from the thread that starts them.
+
+import { execFileSync } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
+
+export const CPU_SCHEDS = ['normal', 'idle'] as const
+export type CpuSched = (typeof CPU_SCHEDS)[number]
+
+/** Linux's number for SCHED_IDLE, as /proc/<pid>/task/<tid>/stat gives a thread's policy. */
+const SCHED_IDLE = 5
+
+/** Applies the policy to every thread of this process; throws an Error with one line when it cannot. */
+export function applyCpuSched(policy: CpuSched): void {
+  if (policy === 'normal') return
+  if (process.platform !== 'linux') throw new Error('--cpu-sched idle: SCHED_IDLE is Linux only')
+  try {
+    execFileSync('chrt', ['--idle', '--all-tasks', '--pid', '0', String(process.pid)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 })
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: Buffer }
+    const why = e.code === 'ENOENT' ? 'chrt (util-linux) is not installed' : (e.stderr?.toString().trim().split('\n')[0] ?? e.message)
+    throw new Error(`--cpu-sched idle: could not set SCHED_IDLE: ${why}`)
+  }
+  const left = threadPolicies(process.pid).filter((p) => p !== SCHED_IDLE).length
+  if (left > 0) throw new Error(`--cpu-sched idle: ${left} thread(s) kept their policy after chrt`)
+}
+
+/** The scheduling policy of each thread of a process (field 41 of its stat lines); [] where /proc cannot be read. */
+export function threadPolicies(pid: number): number[] {
+  let tids: string[]
+  try {
+    tids = readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return []
+  }
+  const out: number[] = []
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      out.push(Number(fields[41 - 3]))
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out
+}
