@@ -69,14 +69,6 @@ export interface LogIntakeOptions {
  */
 export const BACKLOG_READ_BYTES = 32 * 1024
 
-/**
- * A TCP read whose freshest record ended less than this long ago (µs, by
- * the agent's clock against HAProxy's `end`) found HAProxy caught up. Under
- * load HAProxy forwards a record a fraction of a millisecond after its end;
- * a record in the ring behind a closed window waits the rest's length.
- */
-export const CAUGHT_UP_US = 20_000
-
 /** Where one listener is bound (the port is the real one when 0 was asked). */
 export type BoundLogAddress = LogAddress & { receiveBufferBytes?: number }
 
@@ -103,8 +95,6 @@ export class LogIntake {
   private readonly conns = new Set<Socket>()
   private bound: BoundLogAddress[] = []
   private closed = false
-  /** The latest `end` among the traced records of the TCP read being handled (NaN: none). */
-  private freshestEndUs = Number.NaN
   constructor(private readonly opts: LogIntakeOptions) {
     this.limits = { ...DEFAULT_LOG_INTAKE_LIMITS, ...opts.limits }
   }
@@ -157,11 +147,7 @@ export class LogIntake {
   }
 
   private listenTcp(a: LogAddress & { transport: 'tcp' }): Promise<BoundLogAddress> {
-    // highWaterMark 1: a paused socket stops reading from the kernel after
-    // one chunk. With the default (16 KiB) Node.js goes on reading while
-    // the stream is paused, one wake-up per record HAProxy sends, until
-    // 16 KiB are buffered: the rest (onConnection) would not rest.
-    const server = createServer({ noDelay: true, highWaterMark: 1 }, (s) => this.onConnection(s))
+    const server = createServer({ noDelay: true }, (s) => this.onConnection(s))
     this.tcp.push(server)
     return new Promise((resolve, reject) => {
       server.once('error', reject)
@@ -221,32 +207,27 @@ export class LogIntake {
     let longBefore = false
     socket.on('data', (chunk: Buffer) => {
       this.stats.tcpReads++
-      this.freshestEndUs = Number.NaN
       if (!frames.push(chunk)) return socket.destroy()
-      // Once HAProxy has handed over all it holds, read again only after a
-      // rest: the records that arrive meanwhile wait in the kernel and come
-      // in one read, where reading them as they come costs a wake-up, a
-      // read, a stream event and a timer each (HAProxy's ring sends about
-      // one record per write at moderate rates). Nothing waits on this: a
-      // record is a finished request.
-      //
-      // Whether HAProxy holds more is read from the records themselves. A
-      // long read, or the read right after one, says a backlog is waiting
-      // in the kernel (which may hand over a short piece of it). And when
-      // even the freshest record of the read ended long ago, the records
-      // waited in HAProxy's ring: its forwarder was held back by a full
-      // socket window and sends the rest at its own pace, in reads that
-      // look short. In both cases: no rest, so that a rest never lets the
-      // ring fill up. A misjudgement either way costs little: a record that
-      // looks old (a long download ends long after its response's `end`)
-      // only costs a rest skipped.
+      // Once the socket is empty, read again only after a rest: the records
+      // that arrive meanwhile wait in the kernel and come in one read, where
+      // reading as they come costs a wake-up, a read, a stream event and a
+      // timer each (HAProxy's ring sends about one record per write at
+      // moderate rates). Nothing waits on this: a record is a finished
+      // request. A long read, or the read right after one, says a backlog is
+      // waiting (the kernel may hand over a short piece of it): no rest, so
+      // that the rest never caps how fast a stream is drained. While the agent rests,
+      // the kernel holds the records (and HAProxy's ring, when the socket's
+      // window is full; HAProxy then writes fewer, larger chunks).
+      // A paused net.Socket still reads into Node.js's buffer until 16 KiB
+      // wait there: a rest that took nothing from the socket (highWaterMark
+      // 1) read 20 records per read at 10% sampling instead of 1, yet cost
+      // HAProxy 5-8% of its requests/s at 100% (docs/BENCHMARKS.md).
       const long = chunk.length >= BACKLOG_READ_BYTES
-      const behind = Date.now() * 1000 - this.freshestEndUs > CAUGHT_UP_US
-      if (pauseMs > 0 && !long && !longBefore && !behind && !this.closed) {
+      if (pauseMs > 0 && !long && !longBefore && !this.closed) {
         this.stats.tcpRests++
         socket.pause()
         setTimeout(() => socket.resume(), pauseMs).unref()
-      } else if ((long || behind) && !this.closed) {
+      } else if (long && !this.closed) {
         // In a backlog, one read per turn of the event loop: the trees of
         // this read are encoded (the export queue's setImmediate pass) before
         // the next read makes more. Reading on at once kept several reads'
@@ -284,7 +265,6 @@ export class LogIntake {
     }
     const rec = readLogRecord(r.params)
     if ('error' in rec) return this.reject(rec.error)
-    if (rec.fields.endUs > this.freshestEndUs || Number.isNaN(this.freshestEndUs)) this.freshestEndUs = rec.fields.endUs
     const outcome = applyCompactRecord(this.opts.store, rec.fields, null, rec.uniqueId)
     if (outcome === 'traced') stats.traced++
     else if (outcome === 'sampled_out') stats.sampledOut++
