@@ -206,6 +206,7 @@ const WRK_OPTIONS = {
   'spoa-timeout': { type: 'string', describe: "HAProxy's SPOE `timeout processing` (SPOA_TIMEOUT_PROCESSING; default spoe.cfg's 500ms)" },
   'cpu-prof': { type: 'string', describe: 'our agent: node --cpu-prof --cpu-prof-dir DIR (one profile per thread and run)' },
   'log-read-pause': { type: 'number', describe: "our agent's --log-read-pause in ms (log modes over TCP; default: the agent's)" },
+  'cpu-sched': { type: 'string', describe: "our agent's --cpu-sched: normal (the default) or idle (SCHED_IDLE: only CPU time the rest leave)" },
   'node-args': { type: 'string', describe: "our agent: node options after those of bin/spoa-tracer's exec line, space-separated (e.g. '--max-semi-space-size=16', the default)" },
   json: { type: 'boolean', describe: 'print one JSON line per run and one summary line' },
 } as const
@@ -228,6 +229,7 @@ interface Options {
   cpuProfDir: string | undefined
   nodeArgs: string[]
   logReadPauseMs: number | undefined
+  cpuSched: 'normal' | 'idle'
   json: boolean
 }
 
@@ -286,6 +288,11 @@ function checkProfileCopy(mode: string, shipped: string): void {
   }
 }
 
+function cpuSched(v: string | undefined): 'normal' | 'idle' {
+  if (v === undefined || v === 'normal' || v === 'idle') return v ?? 'normal'
+  throw new UsageError(`--cpu-sched: normal or idle, not ${v}`)
+}
+
 function options(v: Args): Options {
   const ab = str(v, 'ab')
   let modes: string[]
@@ -335,6 +342,7 @@ function options(v: Args): Options {
     cpuProfDir: prof ? resolve(prof) : undefined,
     nodeArgs,
     logReadPauseMs: pause as number | undefined,
+    cpuSched: cpuSched(str(v, 'cpu-sched')),
     json: bool(v, 'json'),
   }
 }
@@ -437,6 +445,9 @@ export interface WrkRunResult {
     haproxyDroppedLogs: number
     /** Records a full ring lost, as HAProxy told the agent ("N events dropped"). */
     ringDropped: number
+    /** TCP reads of the agent, and those after which it rested (--log-read-pause). */
+    tcpReads: number
+    tcpRests: number
   } | null
   /** Our agent only (NaN otherwise): NOTIFY frames per response, and its error counters. */
   notifyPerRequest: number
@@ -597,6 +608,7 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
       ...(unix !== null ? ['--unix', unix] : ['--host', '127.0.0.1', '--port', '0']),
       ...(def.logIntake ? ['--log-intake', `${def.logIntake}://127.0.0.1:0`] : []),
       ...(def.logIntake && o.logReadPauseMs !== undefined ? ['--log-read-pause', String(o.logReadPauseMs)] : []),
+      '--cpu-sched', o.cpuSched,
       '--exporter', 'otlp',
       '--protocol', o.protocol,
       '--endpoint', traces,
@@ -813,6 +825,8 @@ async function oneRun(ctx: Context, mode: string, round: number): Promise<WrkRun
               kernelDrops: li.kernelDrops,
               haproxyDroppedLogs: droppedLogs,
               ringDropped: li.haproxyDropped,
+              tcpReads: li.tcpReads,
+              tcpRests: li.tcpRests,
             }
           : null,
       agent: tracer
@@ -910,6 +924,7 @@ function describe(ctx: Context): string {
     : `agent: ours (the daemon in bench/tracing-agent-process.ts), OTLP ${o.protocol}, ${o.workers} export worker(s)` +
       (o.nodeArgs.length > 0 ? `, node ${o.nodeArgs.join(' ')}` : '') +
       (o.logReadPauseMs !== undefined ? `, --log-read-pause ${o.logReadPauseMs}` : '') +
+      (o.cpuSched !== 'normal' ? `, --cpu-sched ${o.cpuSched}` : '') +
       (o.unix ? ', over a unix socket' : ', over TCP on 127.0.0.1')
   return [
     `wrk through HAProxy: ${o.ab ? `A/B ${o.modes.join(' vs ')}, ${o.rounds} round(s) alternating` : `mode ${o.modes[0]}, ${o.rounds} run(s)`}; ` +
@@ -963,7 +978,8 @@ function runNotes(r: WrkRunResult): string[] {
     notes.push(
       `log intake: ${fmt(l.trees)} trees from ${fmt(l.traced)} traced requests (${fmt(l.deliveredPct, 3)}%), ${fmt(l.records)} records ` +
         `(${fmt(l.untraced)} of untraced requests), rejected ${JSON.stringify(l.rejected)}, kernel drops ${fmt(l.kernelDrops)}, HAProxy DroppedLogs ${fmt(l.haproxyDroppedLogs)}, ` +
-        `dropped by the full ring ${fmt(l.ringDropped)}`,
+        `dropped by the full ring ${fmt(l.ringDropped)}` +
+        (l.tcpReads > 0 ? `; ${fmt(l.tcpReads)} TCP reads (${fmt(l.records / l.tcpReads, 1)} records each), ${fmt(l.tcpRests)} rests` : ''),
     )
   }
   return notes

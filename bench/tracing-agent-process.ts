@@ -98,6 +98,8 @@ export interface TracingAgentUsage {
     rejected: Record<string, number>
     haproxyDropped: number
     kernelDrops: number
+    tcpReads: number
+    tcpRests: number
   } | null
   export: {
     spansQueued: number
@@ -135,6 +137,7 @@ const flags = parseChildArgs(process.argv.slice(2), {
   'clk-tck': { type: 'number', default: 100, describe: 'USER_HZ (getconf CLK_TCK)' },
   'log-intake': { type: 'string', describe: 'also receive compact log records here (udp://, tcp://, unix:)' },
   'log-read-pause': { type: 'number', default: DEFAULT_CONFIG.logIntake.readPauseMs, describe: "ms a TCP log stream rests after a short read (the agent's --log-read-pause)" },
+  'cpu-sched': { type: 'string', default: DEFAULT_CONFIG.cpuSched, describe: "normal or idle (the agent's --cpu-sched)" },
   'max-trees': { type: 'number', default: DEFAULT_CONFIG.tree.maxTrees, describe: 'open trees at most' },
   'tree-ttl': { type: 'number', default: DEFAULT_CONFIG.tree.idleTtlMs, describe: 'ms a tree may stay idle before it is reaped' },
 })
@@ -149,6 +152,7 @@ const config: Config = validateConfig({
     return unix !== undefined ? { path: unix } : { host: str(flags, 'host')!, port: num(flags, 'port') }
   })(),
   monitorIntervalMs: 0,
+  cpuSched: str(flags, 'cpu-sched') === 'idle' ? 'idle' : 'normal',
   tree: { ...DEFAULT_CONFIG.tree, maxTrees: num(flags, 'max-trees', 1), idleTtlMs: num(flags, 'tree-ttl', 1) },
   logIntake: (() => {
     const a = str(flags, 'log-intake')
@@ -241,6 +245,8 @@ function usage(type: 'usage' | 'closed'): TracingAgentUsage {
           rejected: obj(daemon.logIntake.stats.rejected),
           haproxyDropped: daemon.logIntake.stats.haproxyDropped,
           kernelDrops: daemon.logIntake.kernelDrops(),
+          tcpReads: daemon.logIntake.stats.tcpReads,
+          tcpRests: daemon.logIntake.stats.tcpRests,
         }
       : null,
     export: {
