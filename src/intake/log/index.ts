@@ -219,9 +219,9 @@ export class LogIntake {
       // the kernel holds the records (and HAProxy's ring, when the socket's
       // window is full; HAProxy then writes fewer, larger chunks).
       // A paused net.Socket still reads into Node.js's buffer until 16 KiB
-      // wait there: a rest that took nothing from the socket (highWaterMark
-      // 1) read 20 records per read at 10% sampling instead of 1, yet cost
-      // HAProxy 5-8% of its requests/s at 100% (docs/BENCHMARKS.md).
+      // wait there. A rest that took nothing from the socket (highWaterMark
+      // 1) took many more records per read, yet cost HAProxy more at 100%
+      // sampling (docs/BENCHMARKS.md): not kept.
       const long = chunk.length >= BACKLOG_READ_BYTES
       if (pauseMs > 0 && !long && !longBefore && !this.closed) {
         this.stats.tcpRests++
