@@ -138,13 +138,21 @@ t.test('--listen-retry: listens once the port is free', async (t) => {
 
 const linux = process.platform === 'linux' ? false : 'SCHED_IDLE is Linux only'
 
-t.test('--cpu-sched idle: every thread of the agent, export workers included, runs under SCHED_IDLE', { skip: linux }, async (t) => {
+t.test('--cpu-sched idle: every thread of the agent, export workers included, runs under SCHED_IDLE; SPOE messages get a warning', { skip: linux }, async (t) => {
   // The OTLP exporter starts a worker thread: it must inherit the policy.
   const p = run(t, ['-p', '0', '--cpu-sched', 'idle', '--exporter', 'otlp', '--endpoint', 'http://127.0.0.1:9', '--log-intake', 'tcp://127.0.0.1:0', '-i', '0'])
   await p.line((l) => l.msg === 'spoa-tracer started')
   const policies = threadPolicies(p.child.pid!)
   t.ok(policies.length >= 3, `${policies.length} threads`)
   t.same([...new Set(policies)], [5], 'SCHED_IDLE (5) everywhere')
+  // SPOE traffic to such an agent: answered, and the operator told once.
+  const h = await FakeHaproxy.connect({ host: '127.0.0.1', port: await p.port() })
+  t.teardown(() => h.destroy())
+  await h.hello()
+  let sid = 1
+  for (const messages of nineSpanFlow({ uniqueId: 'idle' })) h.notify(sid++, 1, messages)
+  const warn = await p.line((l) => typeof l.msg === 'string' && l.msg.startsWith('SPOE messages while --cpu-sched idle'))
+  t.equal(warn.level, 40, 'a warning')
   p.child.kill('SIGTERM')
   t.same(await within(p.exit, 10_000, 'stop'), { code: 0, signal: null })
 })

@@ -112,6 +112,7 @@ export async function startDaemon(
   })
   let handler: NotifyHandler = tracing.handle
   if (config.processingDelayMs > 0) handler = delayed(handler, config.processingDelayMs)
+  if (config.cpuSched === 'idle') handler = warnOnFirstNotify(handler, logger)
 
   const agent = new AgentServer({
     handler,
@@ -234,6 +235,22 @@ function droppedSince(now: ReadonlyMap<string, number>, before: ReadonlyMap<stri
 }
 
 /** -t/--processing-delay: answer each NOTIFY only after a delay (to test HAProxy's timeouts). */
+/**
+ * --cpu-sched idle is for an agent that only takes the log stream: a NOTIFY
+ * says HAProxy sends it SPOE messages and waits for each ACK from an agent
+ * that only gets idle CPU. Said once; the messages are answered as always.
+ */
+function warnOnFirstNotify(handler: NotifyHandler, logger: Logger): NotifyHandler {
+  let warned = false
+  return (messages, ctx) => {
+    if (!warned) {
+      warned = true
+      logger.warn('SPOE messages while --cpu-sched idle: HAProxy waits for each ACK of an agent that only gets idle CPU; --cpu-sched idle is for an agent that only takes the log stream')
+    }
+    return handler(messages, ctx)
+  }
+}
+
 function delayed(handler: NotifyHandler, ms: number): NotifyHandler {
   return (messages, ctx) => {
     const actions = handler(messages, ctx)
