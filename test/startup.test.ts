@@ -157,12 +157,18 @@ t.test('--cpu-sched idle: every thread of the agent, export workers included, ru
   t.same(await within(p.exit, 10_000, 'stop'), { code: 0, signal: null })
 })
 
-t.test('--cpu-sched idle without chrt: one line, status 1, never listening', { skip: linux }, async (t) => {
+t.test('--cpu-sched idle without chrt: one line, status 1, never listening; --check finds it (status 2)', { skip: linux }, async (t) => {
   const empty = tmp(t)
   const p = run(t, ['-p', '0', '--cpu-sched', 'idle', '--exporter', 'none', '-i', '0'], { PATH: empty })
   t.same(await within(p.exit, 15_000, 'refused'), { code: 1, signal: null })
   t.equal(p.err(), 'spoa-tracer: --cpu-sched idle: could not set SCHED_IDLE: chrt (util-linux) is not installed\n')
   t.notMatch(p.out(), /started/, 'never started')
+  // --check says so beforehand, as a problem of the configuration.
+  const c = run(t, ['--check', '-p', '0', '--cpu-sched', 'idle', '--exporter', 'none'], { PATH: empty })
+  t.same(await within(c.exit, 15_000, '--check'), { code: 2, signal: null })
+  t.equal(c.err(), 'spoa-tracer: --cpu-sched: idle: chrt (util-linux) is not installed (not found on PATH)\n')
+  const ok = run(t, ['--check', '-p', '0', '--cpu-sched', 'idle', '--exporter', 'none'])
+  t.same(await within(ok.exit, 15_000, '--check'), { code: 0, signal: null }, 'with chrt on PATH: valid')
 })
 
 t.test('-D with a port in use: the launcher says why, with the status', async (t) => {

@@ -12,13 +12,29 @@
 // libuv's pool) inherit it from the thread that starts them.
 
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs'
+import { delimiter, join } from 'node:path'
 
 export const CPU_SCHEDS = ['normal', 'idle'] as const
 export type CpuSched = (typeof CPU_SCHEDS)[number]
 
 /** Linux's number for SCHED_IDLE, as /proc/<pid>/task/<tid>/stat gives a thread's policy. */
 const SCHED_IDLE = 5
+
+/** What keeps the policy from being applied here, for --check (null: nothing known). */
+export function cpuSchedProblem(policy: CpuSched, path = process.env.PATH ?? ''): string | null {
+  if (policy === 'normal') return null
+  if (process.platform !== 'linux') return 'idle: SCHED_IDLE is Linux only'
+  const found = path.split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir === '' ? '.' : dir, 'chrt'), constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
+  return found ? null : 'idle: chrt (util-linux) is not installed (not found on PATH)'
+}
 
 /** Applies the policy to every thread of this process; throws an Error with one line when it cannot. */
 export function applyCpuSched(policy: CpuSched): void {

@@ -11,6 +11,7 @@ import { isIP } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import type { ListenAddress } from '../agent/index.js'
 import type { Config } from './config.js'
+import { cpuSchedProblem } from './cpu-sched.js'
 import type { LogOptions } from './logger.js'
 import { formatAddress } from '../metrics/address.js'
 import { ConfigError } from '../util/config-error.js'
@@ -57,6 +58,9 @@ export async function preflight(input: PreflightInput, opts: { check: boolean })
     }
   }
   address('--address', config.listen)
+  // At start the policy is applied (status 1 when it cannot be); --check says so beforehand.
+  const sched = opts.check ? cpuSchedProblem(config.cpuSched) : null
+  if (sched !== null) problems.push(new ConfigError('--cpu-sched', sched))
   if (config.metricsAddress !== null) address('--metrics-address', config.metricsAddress)
   if (opts.check && config.export.exporter === 'otlp') {
     const host = new URL(config.export.endpoint).hostname.replace(/^\[|\]$/g, '')
