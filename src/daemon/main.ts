@@ -234,7 +234,6 @@ function droppedSince(now: ReadonlyMap<string, number>, before: ReadonlyMap<stri
   return out
 }
 
-/** -t/--processing-delay: answer each NOTIFY only after a delay (to test HAProxy's timeouts). */
 /**
  * --cpu-sched idle is for an agent that only takes the log stream: a NOTIFY
  * says HAProxy sends it SPOE messages and waits for each ACK from an agent
@@ -251,6 +250,7 @@ function warnOnFirstNotify(handler: NotifyHandler, logger: Logger): NotifyHandle
   }
 }
 
+/** -t/--processing-delay: answer each NOTIFY only after a delay (to test HAProxy's timeouts). */
 function delayed(handler: NotifyHandler, ms: number): NotifyHandler {
   return (messages, ctx) => {
     const actions = handler(messages, ctx)

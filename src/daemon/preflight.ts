@@ -58,10 +58,10 @@ export async function preflight(input: PreflightInput, opts: { check: boolean })
     }
   }
   address('--address', config.listen)
+  if (config.metricsAddress !== null) address('--metrics-address', config.metricsAddress)
   // At start the policy is applied (status 1 when it cannot be); --check says so beforehand.
   const sched = opts.check ? cpuSchedProblem(config.cpuSched) : null
   if (sched !== null) problems.push(new ConfigError('--cpu-sched', sched))
-  if (config.metricsAddress !== null) address('--metrics-address', config.metricsAddress)
   if (opts.check && config.export.exporter === 'otlp') {
     const host = new URL(config.export.endpoint).hostname.replace(/^\[|\]$/g, '')
     if (isIP(host) === 0) {

@@ -317,7 +317,7 @@ function logIntakeMetrics(reg: Registry, P: string, intake: NonNullable<MetricsS
   gauge(reg, `${P}log_connections_open`, 'TCP log connections open (HAProxy ring forwarders).', () => l.tcpConnectionsOpen)
   counter(reg, `${P}log_connections_rejected_total`, 'TCP log connections refused at --log-max-connections.', () => l.tcpConnectionsRejected)
   counter(reg, `${P}log_tcp_reads_total`, 'Reads of TCP log streams (records per read: how many records one wake-up takes).', () => l.tcpReads)
-  counter(reg, `${P}log_tcp_rests_total`, 'TCP log reads followed by a --log-read-pause rest (HAProxy had handed over all it held).', () => l.tcpRests)
+  counter(reg, `${P}log_tcp_rests_total`, 'TCP log reads followed by a --log-read-pause rest (the read emptied the socket).', () => l.tcpRests)
 }
 
 let processRegistry: Registry | null = null

@@ -22,7 +22,7 @@ export class LogIntakeStats {
   tcpConnectionsRejected = 0
   /** Reads of TCP streams: records / reads is how many records one wake-up takes. */
   tcpReads = 0
-  /** Reads after which the stream rested (--log-read-pause): HAProxy had handed over all it held. */
+  /** Short reads after which the stream rested (--log-read-pause): the socket was empty. */
   tcpRests = 0
 }
 
