@@ -11,6 +11,8 @@ export interface NotifyContext {
   readonly frameId: Uint64
   /** Bytes of the frame (all its fragments) the messages were decoded from: what holding them costs, roughly. */
   readonly size: number
+  /** The NOTIFY's LIST-OF-MESSAGES bytes, reassembled if it was fragmented. Valid only during the call: copy what is kept. */
+  readonly payload: Buffer
 }
 
 /**

@@ -106,6 +106,18 @@ export function decodeFrame(body: Buffer): Frame {
   return { type: 'fragment', wireType, flags, streamId, frameId, payload: body.subarray(c.pos) }
 }
 
+/**
+ * Where a frame body's payload starts (after its type, flags, stream-id and
+ * frame-id): for a NOTIFY, its LIST-OF-MESSAGES, which the tracing thread
+ * decodes again. The body was decoded whole before, so this cannot throw.
+ */
+export function payloadOffset(body: Buffer): number {
+  const c: Cursor = { buf: body, pos: 5, end: body.length }
+  readVarint(c)
+  readVarint(c)
+  return c.pos
+}
+
 function writeHeader(w: Writer, wireType: number, f: FrameHeader): void {
   w.u8(wireType)
   w.u32(f.flags)

@@ -115,7 +115,8 @@ t.test('NOTIFY -> handler -> ACK with the actions, ids echoed', async (t) => {
   t.same(seen, [
     {
       messages: [{ name: 'check', args: [{ name: 'ip', ...tv.string('x') }] }],
-      ctx: { engineId: 'eng-1', streamId: 0, frameId: 1, size: 20 }, // the frame's bytes after its length
+      // size: the frame's bytes after its length; payload: its LIST-OF-MESSAGES, as received
+      ctx: { engineId: 'eng-1', streamId: 0, frameId: 1, size: 20, payload: Buffer.from('05636865636b01026970080178', 'hex') },
     },
   ])
   t.equal(server.stats.notifyReceived, 1)
