@@ -81,6 +81,7 @@ import { sleep } from '../harness/wait.js'
 import { type Args, type BenchCommand, bool, num, str, UsageError } from './cli.js'
 import { AGENT_SCRIPT, shippedNodeFlags } from './agent-launch.js'
 import { JsonLineChild } from './json-line-child.js'
+import { CPU_SCHEDS, type CpuSched } from '../src/daemon/cpu-sched.js'
 import type { SinkUsage } from './otlp-sink.js'
 import { childrenCpuUs, clockTicksPerSec, groupUsage, type MachineCpu, type Mem, procCpuUs, procMem, readMachineCpu } from './proc-stats.js'
 import type { TracingAgentUsage } from './tracing-agent-process.js'
@@ -206,7 +207,7 @@ const WRK_OPTIONS = {
   'spoa-timeout': { type: 'string', describe: "HAProxy's SPOE `timeout processing` (SPOA_TIMEOUT_PROCESSING; default spoe.cfg's 500ms)" },
   'cpu-prof': { type: 'string', describe: 'our agent: node --cpu-prof --cpu-prof-dir DIR (one profile per thread and run)' },
   'log-read-pause': { type: 'number', describe: "our agent's --log-read-pause in ms (log modes over TCP; default: the agent's)" },
-  'cpu-sched': { type: 'string', describe: "our agent's --cpu-sched: normal (the default) or idle (SCHED_IDLE: only CPU time the rest leave)" },
+  'cpu-sched': { type: 'string', describe: "our agent's --cpu-sched: normal (the default), idle (the whole agent under SCHED_IDLE: only CPU time the rest leave) or tracing-idle (its tracing thread only)" },
   'node-args': { type: 'string', describe: "our agent: node options after those of bin/spoa-tracer's exec line, space-separated (e.g. '--max-semi-space-size=16', the default)" },
   json: { type: 'boolean', describe: 'print one JSON line per run and one summary line' },
 } as const
@@ -229,7 +230,7 @@ interface Options {
   cpuProfDir: string | undefined
   nodeArgs: string[]
   logReadPauseMs: number | undefined
-  cpuSched: 'normal' | 'idle'
+  cpuSched: CpuSched
   json: boolean
 }
 
@@ -288,9 +289,10 @@ function checkProfileCopy(mode: string, shipped: string): void {
   }
 }
 
-function cpuSched(v: string | undefined): 'normal' | 'idle' {
-  if (v === undefined || v === 'normal' || v === 'idle') return v ?? 'normal'
-  throw new UsageError(`--cpu-sched: normal or idle, not ${v}`)
+function cpuSched(v: string | undefined): CpuSched {
+  if (v === undefined) return 'normal'
+  if ((CPU_SCHEDS as readonly string[]).includes(v)) return v as CpuSched
+  throw new UsageError(`--cpu-sched: ${CPU_SCHEDS.join(', ')}, not ${v}`)
 }
 
 function options(v: Args): Options {

@@ -32,6 +32,7 @@
 import { performance } from 'node:perf_hooks'
 import { pino } from 'pino'
 import { type Config, DEFAULT_CONFIG, validateConfig } from '../src/daemon/config.js'
+import { CPU_SCHEDS, type CpuSched } from '../src/daemon/cpu-sched.js'
 import { EXPORTERS, type ExporterKind, type OtlpProtocol, PROTOCOLS } from '../src/export/config.js'
 import { parseLogAddress } from '../src/intake/log/index.js'
 import { startDaemon } from '../src/daemon/main.js'
@@ -137,7 +138,7 @@ const flags = parseChildArgs(process.argv.slice(2), {
   'clk-tck': { type: 'number', default: 100, describe: 'USER_HZ (getconf CLK_TCK)' },
   'log-intake': { type: 'string', describe: 'also receive compact log records here (udp://, tcp://, unix:)' },
   'log-read-pause': { type: 'number', default: DEFAULT_CONFIG.logIntake.readPauseMs, describe: "ms a TCP log stream rests after a short read (the agent's --log-read-pause)" },
-  'cpu-sched': { type: 'string', default: DEFAULT_CONFIG.cpuSched, describe: "normal or idle (the agent's --cpu-sched)" },
+  'cpu-sched': { type: 'string', default: DEFAULT_CONFIG.cpuSched, describe: "normal, idle or tracing-idle (the agent's --cpu-sched)" },
   'max-trees': { type: 'number', default: DEFAULT_CONFIG.tree.maxTrees, describe: 'open trees at most' },
   'tree-ttl': { type: 'number', default: DEFAULT_CONFIG.tree.idleTtlMs, describe: 'ms a tree may stay idle before it is reaped' },
 })
@@ -152,7 +153,7 @@ const config: Config = validateConfig({
     return unix !== undefined ? { path: unix } : { host: str(flags, 'host')!, port: num(flags, 'port') }
   })(),
   monitorIntervalMs: 0,
-  cpuSched: str(flags, 'cpu-sched') === 'idle' ? 'idle' : 'normal',
+  cpuSched: (CPU_SCHEDS as readonly string[]).includes(str(flags, 'cpu-sched') ?? '') ? (str(flags, 'cpu-sched') as CpuSched) : 'normal',
   tree: { ...DEFAULT_CONFIG.tree, maxTrees: num(flags, 'max-trees', 1), idleTtlMs: num(flags, 'tree-ttl', 1) },
   logIntake: (() => {
     const a = str(flags, 'log-intake')
@@ -203,7 +204,7 @@ function usage(type: 'usage' | 'closed'): TracingAgentUsage {
   const a = daemon.agent.stats
   let protocolErrors = 0
   for (const n of a.protocolErrors.values()) protocolErrors += n
-  const t = daemon.store.stats
+  const t = daemon.trees.stats
   const x = daemon.exportStats
   return {
     type,
@@ -228,7 +229,7 @@ function usage(type: 'usage' | 'closed'): TracingAgentUsage {
       treesCompleted: t.treesCompleted,
       treesReaped: t.treesReaped,
       treesEndedAtShutdown: t.treesEndedAtShutdown,
-      treesOpen: daemon.store.size,
+      treesOpen: daemon.trees.size,
       spansStarted: t.spansStarted,
       spansFinished: t.spansFinished,
       openSpans: t.openSpans,

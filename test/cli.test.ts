@@ -123,7 +123,7 @@ t.test('bad values: one message naming the option and the accepted values', asyn
     [['--log-format', 'xml'], /^--log-format: expected one of json, pretty/],
     [['--log-read-pause', '5s'], /^--log-read-pause: 5s is too long: at most 1s/],
     [['--log-read-pause', 'soon'], /^--log-read-pause: expected a time/],
-    [['--cpu-sched', 'low'], /^--cpu-sched: expected one of normal, idle, got "low"/],
+    [['--cpu-sched', 'low'], /^--cpu-sched: expected one of normal, idle, tracing-idle, got "low"/],
     [['-a', 'unix:'], /^--address: expected unix:\/path\/to\/socket$/],
     [['--nope'], /Unknown argument: nope/],
     [['-p'], /Not enough arguments following: p/],

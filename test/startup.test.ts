@@ -16,7 +16,7 @@ import { within } from '../harness/wait.js'
 import { FakeHaproxy } from '../harness/spop-client.js'
 import { freePort, waitForPort } from '../harness/ports.js'
 import { http } from './helpers/http.js'
-import { threadPolicies } from '../src/daemon/cpu-sched.js'
+import { threadPolicies, threadPolicy } from '../src/daemon/cpu-sched.js'
 
 /** Runs the agent to its exit; asserts status 2, nothing on stdout, and returns stderr. */
 async function refused(t: Test, args: string[], cwd?: string): Promise<string> {
@@ -169,6 +169,38 @@ t.test('--cpu-sched idle without chrt: one line, status 1, never listening; --ch
   t.equal(c.err(), 'spoa-tracer: --cpu-sched: idle: chrt (util-linux) is not installed (not found on PATH)\n')
   const ok = run(t, ['--check', '-p', '0', '--cpu-sched', 'idle', '--exporter', 'none'])
   t.same(await within(ok.exit, 15_000, '--check'), { code: 0, signal: null }, 'with chrt on PATH: valid')
+})
+
+t.test('--cpu-sched tracing-idle: the main thread keeps its policy, the tracing thread and its export worker run under SCHED_IDLE; no warning for SPOE', { skip: linux }, async (t) => {
+  const p = run(t, ['-p', '0', '--cpu-sched', 'tracing-idle', '--exporter', 'otlp', '--endpoint', 'http://127.0.0.1:9', '-i', '0'])
+  await p.line((l) => l.msg === 'spoa-tracer started')
+  t.equal(threadPolicy(p.child.pid!, p.child.pid!), 0, 'the main thread, which answers HAProxy: SCHED_OTHER (0)')
+  const policies = threadPolicies(p.child.pid!)
+  t.ok(policies.filter((x) => x === 5).length >= 2, 'SCHED_IDLE (5) for the tracing thread, the export worker it started (and the threads they start)')
+  t.ok(policies.filter((x) => x === 0).length >= 2, 'SCHED_OTHER for the main thread and the process-wide helpers it started (V8, libuv)')
+  const h = await FakeHaproxy.connect({ host: '127.0.0.1', port: await p.port() })
+  t.teardown(() => h.destroy())
+  await h.hello()
+  let sid = 1
+  for (const messages of nineSpanFlow({ uniqueId: 'tracing-idle' })) {
+    h.notify(sid++, 1, messages)
+    t.equal((await h.next()).type, 'ack')
+  }
+  p.child.kill('SIGTERM')
+  t.same(await within(p.exit, 10_000, 'stop'), { code: 0, signal: null })
+  t.notMatch(p.out(), /SPOE messages while --cpu-sched/, 'SPOE is what tracing-idle is for: no warning')
+  t.match(p.out(), /"msg":"stopped"/)
+})
+
+t.test('--cpu-sched tracing-idle without chrt: one line, status 1; with --log-intake: refused as a configuration (status 2)', { skip: linux }, async (t) => {
+  const empty = tmp(t)
+  const p = run(t, ['-p', '0', '--cpu-sched', 'tracing-idle', '--exporter', 'none', '-i', '0'], { PATH: empty })
+  t.same(await within(p.exit, 15_000, 'refused'), { code: 1, signal: null })
+  t.equal(p.err(), 'spoa-tracer: --cpu-sched tracing-idle: could not set SCHED_IDLE: chrt (util-linux) is not installed\n')
+  t.notMatch(p.out(), /started/, 'never started')
+  const c = run(t, ['-p', '0', '--cpu-sched', 'tracing-idle', '--log-intake', 'udp://127.0.0.1:0', '--exporter', 'none'])
+  t.same(await within(c.exit, 15_000, 'refused'), { code: 2, signal: null })
+  t.match(c.err(), /^spoa-tracer: --cpu-sched: tracing-idle is for SPOE and cannot take --log-intake/)
 })
 
 t.test('-D with a port in use: the launcher says why, with the status', async (t) => {

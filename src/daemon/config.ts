@@ -48,7 +48,7 @@ export interface Config {
   readyExportFailureThresholdMs: number
   /** --log-intake: HAProxy log records as a second intake of the compact profile (off by default). */
   logIntake: LogIntakeConfig
-  /** --cpu-sched: `idle` runs the agent only on CPU time nothing else wants (cpu-sched.ts). */
+  /** --cpu-sched: `idle` runs the agent only on CPU time nothing else wants; `tracing-idle` so runs its tracing thread (cpu-sched.ts). */
   cpuSched: CpuSched
 }
 
@@ -88,6 +88,11 @@ export function validateConfig(c: Config): Config {
   if (c.tree.idleTtlMs < 1) throw new ConfigError('tree-ttl', 'expected a positive time')
   validateExportConfig(c.export)
   validateMetricsConfig(c)
+  if (c.cpuSched === 'tracing-idle' && c.logIntake.addresses.length > 0) {
+    // The log intake applies records to the trees on the main thread, which
+    // this policy leaves to the tracing thread. A log-only agent wants idle.
+    throw new ConfigError('--cpu-sched', 'tracing-idle is for SPOE and cannot take --log-intake; an agent that only takes the log stream runs with --cpu-sched idle')
+  }
   return c
 }
 

@@ -7,15 +7,22 @@
 // for the agent's ACK. A lower nice value or SCHED_BATCH did not help
 // (docs/BENCHMARKS.md): what costs HAProxy is the agent preempting it.
 //
+// `tracing-idle` is the same for SPOE: the main thread, which answers
+// HAProxy, keeps the normal policy, and the tracing thread (the trees and
+// the export workers it starts, tracing-thread.ts) runs under SCHED_IDLE.
+// HAProxy then waits for nothing that runs on idle time, and the span work
+// no longer preempts it.
+//
 // Node.js has no call for the scheduling policy; util-linux's chrt sets it
-// for every thread at once, and threads started later (export workers,
-// libuv's pool) inherit it from the thread that starts them.
+// for every thread at once (or for one, by its kernel tid), and threads
+// started later (export workers, libuv's pool) inherit it from the thread
+// that starts them.
 
 import { execFileSync } from 'node:child_process'
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs'
+import { accessSync, constants, readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 
-export const CPU_SCHEDS = ['normal', 'idle'] as const
+export const CPU_SCHEDS = ['normal', 'idle', 'tracing-idle'] as const
 export type CpuSched = (typeof CPU_SCHEDS)[number]
 
 /** Linux's number for SCHED_IDLE, as /proc/<pid>/task/<tid>/stat gives a thread's policy. */
@@ -24,7 +31,7 @@ const SCHED_IDLE = 5
 /** What keeps the policy from being applied here, for --check (null: nothing known). */
 export function cpuSchedProblem(policy: CpuSched, path = process.env.PATH ?? ''): string | null {
   if (policy === 'normal') return null
-  if (process.platform !== 'linux') return 'idle: SCHED_IDLE is Linux only'
+  if (process.platform !== 'linux') return `${policy}: SCHED_IDLE is Linux only`
   const found = path.split(delimiter).some((dir) => {
     try {
       accessSync(join(dir === '' ? '.' : dir, 'chrt'), constants.X_OK)
@@ -33,22 +40,42 @@ export function cpuSchedProblem(policy: CpuSched, path = process.env.PATH ?? '')
       return false
     }
   })
-  return found ? null : 'idle: chrt (util-linux) is not installed (not found on PATH)'
+  return found ? null : `${policy}: chrt (util-linux) is not installed (not found on PATH)`
 }
 
-/** Applies the policy to every thread of this process; throws an Error with one line when it cannot. */
+/**
+ * `idle`: applies SCHED_IDLE to every thread of this process; throws an Error
+ * with one line when it cannot. `tracing-idle` is applied by the tracing
+ * thread to itself (applyIdleToThisThread).
+ */
 export function applyCpuSched(policy: CpuSched): void {
-  if (policy === 'normal') return
-  if (process.platform !== 'linux') throw new Error('--cpu-sched idle: SCHED_IDLE is Linux only')
+  if (policy !== 'idle') return
+  chrtIdle(['--all-tasks', '--pid', '0', String(process.pid)], policy)
+  const left = threadPolicies(process.pid).filter((p) => p !== SCHED_IDLE).length
+  if (left > 0) throw new Error(`--cpu-sched idle: ${left} thread(s) kept their policy after chrt`)
+}
+
+/** SCHED_IDLE for the calling thread alone, and the threads it starts afterwards; throws an Error with one line when it cannot. */
+export function applyIdleToThisThread(policy: CpuSched): void {
+  let tid: string
   try {
-    execFileSync('chrt', ['--idle', '--all-tasks', '--pid', '0', String(process.pid)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 })
+    tid = readlinkSync('/proc/thread-self').split('/').pop()!
+  } catch {
+    throw new Error(`--cpu-sched ${policy}: cannot tell this thread's id (/proc/thread-self)`)
+  }
+  chrtIdle(['--pid', '0', tid], policy)
+  if (threadPolicy(process.pid, tid) !== SCHED_IDLE) throw new Error(`--cpu-sched ${policy}: the tracing thread kept its policy after chrt`)
+}
+
+function chrtIdle(args: string[], policy: CpuSched): void {
+  if (process.platform !== 'linux') throw new Error(`--cpu-sched ${policy}: SCHED_IDLE is Linux only`)
+  try {
+    execFileSync('chrt', ['--idle', ...args], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 5000 })
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: Buffer }
     const why = e.code === 'ENOENT' ? 'chrt (util-linux) is not installed' : (e.stderr?.toString().trim().split('\n')[0] ?? e.message)
-    throw new Error(`--cpu-sched idle: could not set SCHED_IDLE: ${why}`)
+    throw new Error(`--cpu-sched ${policy}: could not set SCHED_IDLE: ${why}`)
   }
-  const left = threadPolicies(process.pid).filter((p) => p !== SCHED_IDLE).length
-  if (left > 0) throw new Error(`--cpu-sched idle: ${left} thread(s) kept their policy after chrt`)
 }
 
 /** The scheduling policy of each thread of a process (field 41 of its stat lines); [] where /proc cannot be read. */
@@ -61,14 +88,20 @@ export function threadPolicies(pid: number): number[] {
   }
   const out: number[] = []
   for (const tid of tids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-      // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      out.push(Number(fields[41 - 3]))
-    } catch {
-      // The thread ended meanwhile.
-    }
+    const p = threadPolicy(pid, tid)
+    if (p !== null) out.push(p)
   }
   return out
+}
+
+/** The scheduling policy of one thread (field 41 of its stat line); null if it is gone. */
+export function threadPolicy(pid: number, tid: string | number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return Number(fields[41 - 3])
+  } catch {
+    return null // the thread ended meanwhile
+  }
 }

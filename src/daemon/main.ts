@@ -1,38 +1,27 @@
-// The composition root: builds the export pool, the span queue, the trace
-// store, the tracing handler, the SPOP server and the log intake (when asked)
-// from one Config, and stops them in the order that loses nothing: stop
-// accepting and answer in-flight frames, end open trees, flush the queue,
-// let the workers finish exporting.
+// The composition root: builds the tracing core (export pool, span queue,
+// trace store, tracing handler: tracing-core.ts) or, with --cpu-sched
+// tracing-idle, the tracing thread that runs it (tracing-thread.ts), the
+// SPOP server and the log intake (when asked) from one Config, and stops
+// them in the order that loses nothing: stop accepting and answer in-flight
+// frames, end open trees, flush the queue, let the workers finish exporting.
 
 import type { Logger } from 'pino'
 import { AgentServer, type ListenAddress, type NotifyHandler } from '../agent/index.js'
 import type { Config } from './config.js'
 import { applyCpuSched } from './cpu-sched.js'
-import { ExportPool } from '../export/pool.js'
-import { SpanQueue } from '../export/span-queue.js'
-import { ExportStats } from '../export/stats.js'
+import type { ExportPool } from '../export/pool.js'
+import type { ExportStats } from '../export/stats.js'
 import { LogIntake } from '../intake/log/index.js'
 import { MetricsServer } from '../metrics/server.js'
 import { listenProblem, StartError } from './preflight.js'
 import { ConfigError } from '../util/config-error.js'
 import { type Clock, SystemClock } from '../tracing/clock.js'
-import { TraceStore } from '../tracing/trace-store.js'
-import { createTracingHandler, type TracingHandler } from '../tracing/tracing-handler.js'
+import type { TracingStats } from '../tracing/stats.js'
+import type { TraceStore } from '../tracing/trace-store.js'
+import { createTracingCore } from './tracing-core.js'
+import { TracingThread, type TracingThreadLimits } from './tracing-thread.js'
 import { VERSION } from './version.js'
 
-/**
- * NOTIFYs answered but not yet applied wait at most this long, or until this
- * many wait. Long enough to batch a few thousand NOTIFYs a second, short
- * against the reaper's idle timeout and the export delay. 64, not more:
- * batches of 256 saved no more CPU, but the decoded messages they keep
- * alive across a young-generation GC made V8 grow it, +30 MB of RSS
- * (docs/BENCHMARKS.md); a batch of 64 is also well under a millisecond of
- * work, the longest other connections' ACKs wait for it.
- */
-const TRACE_BATCH_DELAY_MS = 10
-const TRACE_BATCH_MAX = 64
-/** ...or NOTIFYs decoded from this many frame bytes: what waiting may hold, whatever the frame size. */
-const TRACE_BATCH_MAX_BYTES = 1 << 20
 /**
  * Of --shutdown-timeout, what the export flush leaves for the steps after it
  * (a quarter, up to this): ending the worker threads (tens to hundreds of ms
@@ -45,10 +34,17 @@ export interface Daemon {
   readonly config: Config
   readonly address: ListenAddress
   readonly agent: AgentServer
-  readonly store: TraceStore
-  /** NOTIFYs answered and waiting to be applied; drain() applies them now. */
-  readonly tracing: TracingHandler
+  /** The trace store; null when it lives in the tracing thread (--cpu-sched tracing-idle). */
+  readonly store: TraceStore | null
+  /** Open trees and the tracing counters, wherever the store lives. */
+  readonly trees: { readonly size: number; readonly stats: TracingStats }
+  /**
+   * NOTIFYs answered and waiting to be applied; drain() applies them now (or,
+   * with the tracing thread, hands them over to it now).
+   */
+  readonly tracing: { drain(): void; readonly pending: number }
   readonly exportStats: ExportStats
+  /** The export pool; null with --exporter none, or when it lives in the tracing thread. */
   readonly pool: ExportPool | null
   /** HAProxy's log stream (--log-intake), or null when off. */
   readonly logIntake: LogIntake | null
@@ -65,9 +61,10 @@ export async function startDaemon(
    * signal: a stop requested while the listener waits for its address
    * (--listen-retry) rejects with an AbortError. agentRestarts: restarts of
    * this agent by its supervisor so far, for /metrics. For tests: a manual
-   * clock; a longer batch delay (to see NOTIFYs waiting).
+   * clock; a longer batch delay (to see NOTIFYs waiting); the tracing
+   * thread's bounds.
    */
-  opts: { clock?: Clock; traceBatchDelayMs?: number; agentRestarts?: number; signal?: AbortSignal } = {},
+  opts: { clock?: Clock; traceBatchDelayMs?: number; agentRestarts?: number; signal?: AbortSignal; tracingThread?: TracingThreadLimits } = {},
 ): Promise<Daemon> {
   // Before any worker thread starts: they inherit the policy.
   try {
@@ -76,41 +73,27 @@ export async function startDaemon(
     throw new StartError((err as Error).message)
   }
   const clock = opts.clock ?? new SystemClock()
-  const exportStats = new ExportStats()
-  const pool =
-    config.export.exporter === 'none'
+  const core =
+    config.cpuSched === 'tracing-idle'
       ? null
-      : new ExportPool({
-          config: config.export,
-          scope: { name: 'spoa-tracer', version: VERSION },
-          stats: exportStats,
-          logger: logger.child({ component: 'export' }),
+      : createTracingCore(config, logger, clock, {
+          ...(opts.traceBatchDelayMs !== undefined ? { traceBatchDelayMs: opts.traceBatchDelayMs } : {}),
+          // `agent` is assigned below, before any NOTIFY can arrive.
+          onError: (err) => agent.handlerFailed(err),
         })
-  // Workers load OpenTelemetry while the listener comes up: HAProxy's first
-  // health check may arrive within milliseconds of starting the agent.
-  const poolReady = pool ? pool.start() : Promise.resolve()
-  poolReady.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
-  const queue = new SpanQueue(pool, config.export, exportStats, logger.child({ component: 'export' }), {
-    name: 'spoa-tracer',
-    version: VERSION,
-  })
-  const store = new TraceStore({
-    sink: queue,
-    limits: config.tree,
-    spanLimits: config.spanLimits,
-    sampler: config.tracing.sampler,
-    propagators: config.tracing.propagators,
-    logger: logger.child({ component: 'tracing' }),
-  })
-  // Answer first, trace in batches: see tracing-handler.ts. `agent` is
-  // assigned below, before any NOTIFY can arrive.
-  const tracing = createTracingHandler(store, clock, {
-    delayMs: opts.traceBatchDelayMs ?? TRACE_BATCH_DELAY_MS,
-    maxPending: TRACE_BATCH_MAX,
-    maxPendingBytes: TRACE_BATCH_MAX_BYTES,
-    onError: (err) => agent.handlerFailed(err),
-  })
-  let handler: NotifyHandler = tracing.handle
+  const thread = core === null ? new TracingThread(config, logger, clock, opts.tracingThread) : null
+  const tracingReady =
+    core?.poolReady ??
+    thread!.start().catch((err: unknown) => {
+      throw new StartError((err as Error).message)
+    })
+  tracingReady.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
+  const store = core?.store ?? null
+  const trees = core?.store ?? thread!.trees
+  const tracing = core?.tracing ?? thread!
+  const exportStats = core?.exportStats ?? thread!.exportStats
+  const pool = core?.pool ?? null
+  let handler: NotifyHandler = core?.tracing.handle ?? thread!.handle
   if (config.processingDelayMs > 0) handler = delayed(handler, config.processingDelayMs)
   if (config.cpuSched === 'idle') handler = warnOnFirstNotify(handler, logger)
 
@@ -132,7 +115,7 @@ export async function startDaemon(
       ? null
       : new LogIntake({
           addresses: config.logIntake.addresses,
-          store,
+          store: store!, // --cpu-sched tracing-idle with --log-intake is refused by the configuration
           logger: logger.child({ component: 'log-intake' }),
           limits: config.logIntake,
           socketMode: config.socketMode,
@@ -150,10 +133,10 @@ export async function startDaemon(
         source: {
           version: VERSION,
           agent,
-          store,
+          store: trees,
           exportStats,
           queueCapacity: config.export.maxQueueSize,
-          exporting: pool !== null,
+          exporting: config.export.exporter !== 'none',
           readyExportFailureThresholdMs: config.readyExportFailureThresholdMs,
           agentRestarts: opts.agentRestarts ?? 0,
           logIntake,
@@ -168,7 +151,7 @@ export async function startDaemon(
       if ((err as Error).name === 'AbortError') throw err
       throw listenProblem(config.listen, err, { host: '--address', port: '--port', retry: true })
     })
-    ;[address] = await Promise.all([listening, poolReady])
+    ;[address] = await Promise.all([listening, tracingReady])
     if (logIntake !== null) {
       await logIntake.listen().catch((err: unknown) => {
         const e = err as NodeJS.ErrnoException
@@ -181,13 +164,11 @@ export async function startDaemon(
     await logIntake?.close()
     await metrics?.close()
     agent.destroy()
-    await pool?.shutdown(1000)
+    await (core ? core.pool?.shutdown(1000) : thread!.close(1000))
     throw err
   }
-  const reaper = setInterval(() => {
-    tracing.drain() // a tree's newest event may be waiting: the reaper must see it
-    store.reap(clock.nowUs())
-  }, 1000)
+  // The tracing thread has its own reaper.
+  const reaper = setInterval(() => core?.reap(), 1000)
   reaper.unref()
 
   let closing: Promise<void> | null = null
@@ -197,24 +178,10 @@ export async function startDaemon(
       const budget = config.shutdownTimeoutMs
       const deadline = Date.now() + budget - Math.min(EXIT_RESERVE_MS, budget / 4)
       const left = (): number => Math.max(0, deadline - Date.now())
-      const droppedBefore = new Map(exportStats.spansDropped)
       await Promise.all([agent.close(Math.min(3000, left() / 3)), logIntake?.close()])
       clearInterval(reaper)
-      tracing.drain() // NOTIFYs already answered are traced before the open trees end
-      const ended = store.endAll(clock.nowUs())
-      if (ended > 0) logger.info({ trees: ended }, 'open span trees ended at shutdown, marked incomplete')
-      // The workers get the last part of the time to finish what is in flight.
-      await queue.drain(Math.max(0, left() - Math.min(500, left() / 2)))
-      await pool?.shutdown(left())
-      const dropped = droppedSince(exportStats.spansDropped, droppedBefore)
-      const n = Object.values(dropped).reduce((a, b) => a + b, 0)
-      if (n > 0) {
-        const error = pool?.health.error
-        logger.warn(
-          { spans: n, dropped, ...(error ? { exportError: error } : {}) },
-          `stopping: ${n} span(s) could not be exported in time and were dropped`,
-        )
-      }
+      // NOTIFYs already answered are traced before the open trees end, then the export flushes.
+      await (core ? core.finish(left()) : thread!.close(left()))
       logger.info(
         {
           exported: exportStats.spansExported,
@@ -224,14 +191,7 @@ export async function startDaemon(
       )
     })().finally(() => metrics?.close()))
 
-  return { config, address, agent, store, tracing, exportStats, pool, logIntake, metricsAddress: metrics?.address ?? null, close }
-}
-
-/** Spans dropped since `before`, by reason. */
-function droppedSince(now: ReadonlyMap<string, number>, before: ReadonlyMap<string, number>): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const [reason, n] of now) if (n > (before.get(reason) ?? 0)) out[reason] = n - (before.get(reason) ?? 0)
-  return out
+  return { config, address, agent, store, trees, tracing, exportStats, pool, logIntake, metricsAddress: metrics?.address ?? null, close }
 }
 
 /**

@@ -37,7 +37,7 @@ const sum = (m: Map<unknown, number>): number => {
 
 export function snapshot(d: Daemon): Snapshot {
   const a = d.agent.stats
-  const t = d.store.stats
+  const t = d.trees.stats
   const e = d.exportStats
   return {
     connections: a.connectionsOpen,
@@ -46,7 +46,7 @@ export function snapshot(d: Daemon): Snapshot {
     acks: a.acksSent,
     protocolErrors: sum(a.protocolErrors),
     handlerErrors: a.handlerErrors,
-    openTrees: d.store.size,
+    openTrees: d.trees.size,
     openSpans: t.openSpans,
     spansStarted: t.spansStarted,
     spansExported: e.spansExported,

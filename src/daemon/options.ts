@@ -228,7 +228,7 @@ export const OPTIONS = {
   'monitor-interval': setting({ alias: 'i', group: G_PROC, describe: 'Period of the statistics log line (0 = off)', default: '5s' },
     duration, (c, ms) => (c.monitorIntervalMs = ms)),
   runtime: setting({ alias: 'r', group: G_PROC, describe: 'Stop by itself after this long (0 = unlimited)', default: '0' }, duration, (c, ms) => (c.runtimeMs = ms)),
-  'cpu-sched': setting({ group: G_PROC, describe: "CPU scheduling: idle runs the agent only on CPU time HAProxy and the rest leave (Linux SCHED_IDLE); for an agent that only takes the log stream, not with SPOE, where HAProxy waits for the agent", default: 'normal' },
+  'cpu-sched': setting({ group: G_PROC, describe: "CPU scheduling (Linux SCHED_IDLE: only CPU time HAProxy and the rest leave). idle: the whole agent, for one that only takes the log stream (HAProxy waits for SPOE's answers); tracing-idle: for SPOE, the main thread answers HAProxy at the normal policy and a tracing thread builds and exports the spans on idle time", default: 'normal' },
     oneOf(CPU_SCHEDS), (c, v) => (c.cpuSched = v)),
   'shutdown-timeout': setting({ group: G_PROC, describe: 'Deadline of a graceful stop (in-flight frames, open trees, export flush)', default: '10s' },
     duration, (c, ms) => (c.shutdownTimeoutMs = ms)),

@@ -48,6 +48,12 @@ export interface TracingHandler {
   drain(): void
   /** NOTIFY frames waiting to be applied. */
   readonly pending: number
+  /**
+   * Applies one NOTIFY's messages now, after any waiting, as received at
+   * `nowUs`, and returns its ACK's actions (the tracing thread, which gets
+   * NOTIFYs the main thread already answered, with their arrival times).
+   */
+  applyNow(engineId: string | null, messages: Message[], nowUs: number): Action[]
 }
 
 interface Waiting {
@@ -145,9 +151,13 @@ export function createTracingHandler(store: TraceStore, clock: Clock, batch?: Ba
       else if (immediate === null) timer ??= setTimeout(step, batch.delayMs).unref()
       return NO_ACTIONS
     }
+    return applyNow(ctx.engineId, messages, nowUs)
+  }
+
+  const applyNow = (engineId: string | null, messages: Message[], nowUs: number): Action[] => {
     if (head < waiting.length) drain()
     scratch.length = 0
-    apply(ctx.engineId, messages, nowUs, scratch)
+    apply(engineId, messages, nowUs, scratch)
     if (scratch.length === 0) return NO_ACTIONS
     // Most important first (a stable sort): an ACK over max-frame-size loses its tail.
     return scratch.splice(0).sort((a, b) => injectRank(a.name) - injectRank(b.name))
@@ -156,6 +166,7 @@ export function createTracingHandler(store: TraceStore, clock: Clock, batch?: Ba
   return {
     handle,
     drain,
+    applyNow,
     get pending() {
       return waiting.length - head
     },
@@ -163,7 +174,7 @@ export function createTracingHandler(store: TraceStore, clock: Clock, batch?: Ba
 }
 
 /** Whether any message has an inject= argument: only those put actions in the ACK. */
-function asksForContext(messages: Message[]): boolean {
+export function asksForContext(messages: Message[]): boolean {
   for (let i = 0; i < messages.length; i++) {
     const args = messages[i]!.args
     for (let j = 1; j < args.length; j++) if (args[j]!.name === 'inject') return true

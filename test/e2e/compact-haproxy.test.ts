@@ -95,7 +95,7 @@ t.test('compact profile at 100%: context made or continued by HAProxy, spans fro
     wait.startTimeUnixNano >= whole.startTimeUnixNano && wait.endTimeUnixNano <= whole.endTimeUnixNano,
     'within the SERVER span of the request',
   )
-  t.equal(daemon.store.size, 0, 'the agent kept no state')
+  t.equal(daemon.trees.size, 0, 'the agent kept no state')
 })
 
 t.test('compact profile at 0%: only requests with a sampled parent are traced', { skip: bin === null }, async (t) => {
@@ -159,7 +159,7 @@ t.test('compact profile with SPOA_COMPACT_B3=1: B3 contexts are continued, in th
   const zero = await request('/b3-zero', { 'x-b3-traceid': '0'.repeat(32), 'x-b3-spanid': P, 'x-b3-sampled': '1' })
   t.not(zero.server!.traceId, '0'.repeat(32), 'an all-zero B3 trace id is no context: a new trace')
   t.equal(zero.server!.parentSpanId, '', 'with no remote parent')
-  t.equal(daemon.store.size, 0, 'the agent kept no state')
+  t.equal(daemon.trees.size, 0, 'the agent kept no state')
 })
 
 t.test('compact profile without SPOA_COMPACT_B3: B3 headers are not read', { skip: bin === null }, async (t) => {

@@ -143,7 +143,7 @@ for (const transport of ['udp', 'tcp', 'unix'] as const) {
     // 3.1+: our log-profile sends nothing for a request not traced; 2.6 logs every request.
     if (v31) t.equal(s.untraced, 0, 'no record for untraced requests')
     else t.ok(s.untraced >= 2, `untraced requests still send a record (2.6): ${s.untraced}`)
-    t.equal(daemon.store.size, 0, 'the agent kept no state')
+    t.equal(daemon.trees.size, 0, 'the agent kept no state')
   })
 }
 

@@ -76,7 +76,7 @@ t.test('a message larger than the frame size arrives whole (HAProxy 2.x)', { ski
   t.ok((span!.attributes.h1 as string).startsWith('xxxx'))
   t.ok(daemon.agent.stats.fragmentedNotify > fragmentedBefore, 'the NOTIFY came in fragments')
   t.equal(daemon.agent.stats.protocolErrors.size, 0, 'no protocol error')
-  t.equal(daemon.store.stats.messagesRejected.size, 0, 'nothing rejected')
+  t.equal(daemon.trees.stats.messagesRejected.size, 0, 'nothing rejected')
 })
 
 t.test('a fragmented NOTIFY aborted by HAProxy mid-transfer is dropped; the connection goes on (HAProxy 2.x)', { skip: bin === null || !fragments }, async (t) => {

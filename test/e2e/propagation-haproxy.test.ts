@@ -6,6 +6,7 @@
 // that takes a known time. The attributes, status and timing: semconv-haproxy.test.ts.
 
 import t, { type Test } from 'tap'
+import type { CpuSched } from '../../src/daemon/cpu-sched.js'
 import type { Propagator } from '../../src/tracing/propagation.js'
 import { requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
@@ -16,12 +17,12 @@ const bin = requireHaproxy(t)
 const T = '4bf92f3577b34da6a3ce929d0e0e4736'
 const P = '00f067aa0ba902b7'
 
-async function stack(t: Test, propagators: Propagator[]) {
+async function stack(t: Test, propagators: Propagator[], cpuSched: CpuSched = 'normal') {
   const { receiver, daemon, origin, fePort } = await startStack(t, {
     bin: bin!,
     config: 'haproxy/haproxy.cfg',
     spoe: 'haproxy/spoe-propagation.cfg',
-    daemon: (c) => ({ ...c, tracing: { ...c.tracing, propagators } }),
+    daemon: (c) => ({ ...c, cpuSched, tracing: { ...c.tracing, propagators } }),
   })
   /** One request; its exported spans (by name) and the headers the backend received. */
   const request = async (path: string, headers: Record<string, string> = {}, spans = 9) => {
@@ -59,7 +60,7 @@ t.test('W3C trace context and baggage', { skip: bin === null }, async (t) => {
   const be3 = bad.spans.get('Backend HTTP request')!
   t.not(be3.traceId, 'nonsense')
   t.equal(bad.backend.traceparent, `00-${be3.traceId}-${be3.spanId}-01`, 'a malformed header is replaced by a valid context')
-  t.ok((daemon.store.stats.contextsInvalid.get('tracecontext:malformed') ?? 0) >= 1, 'and counted')
+  t.ok((daemon.trees.stats.contextsInvalid.get('tracecontext:malformed') ?? 0) >= 1, 'and counted')
 
   const unsampled = await request('/unsampled', { traceparent: `00-${T}-${P}-00` }, 0)
   t.equal(unsampled.all.length, 0, 'sampled=0: no span exported')
@@ -82,7 +83,7 @@ t.test('B3 and Jaeger when configured', { skip: bin === null }, async (t) => {
   const debug = await request('/b3-debug', { b3: 'd' })
   t.equal(debug.all.length, 9, 'b3: d: sampled')
   t.equal(debug.spans.get('HAProxy session')!.parentSpanId, '', 'a new trace: no ids came')
-  t.equal(daemon.store.stats.contextsInvalid.size, 0, 'nothing counted as invalid')
+  t.equal(daemon.trees.stats.contextsInvalid.size, 0, 'nothing counted as invalid')
   const jaeger = await request('/jaeger', { 'uber-trace-id': `${T.slice(16)}:${P}:0:1` })
   t.equal(jaeger.spans.get('HAProxy session')!.traceId, `${'0'.repeat(16)}${T.slice(16)}`, '64-bit Jaeger id, padded')
   t.equal(jaeger.spans.get('HAProxy session')!.parentSpanId, P)
@@ -103,4 +104,17 @@ t.test("span times are HAProxy's: a backend taking 150 ms", { skip: bin === null
   t.ok(ms(r.spans.get('TCP response')!) >= 148, `TCP response ${ms(r.spans.get('TCP response')!).toFixed(1)} ms`)
   t.ok(ms(r.spans.get('Server session')!) >= 150, `Server session ${ms(r.spans.get('Server session')!).toFixed(1)} ms`)
   t.ok(ms(r.spans.get('HAProxy session')!) < 200, 'the whole request, bounded')
+})
+
+t.test('--cpu-sched tracing-idle: the context the backend gets comes from the tracing thread, and is the exported span', { skip: bin === null || process.platform !== 'linux' }, async (t) => {
+  const { request, daemon } = await stack(t, ['tracecontext', 'baggage'], 'tracing-idle')
+  t.equal(daemon.store, null, 'the trees live in the tracing thread')
+  const joined = await request('/joined-idle', { traceparent: `00-${T}-${P}-01` })
+  const be = joined.spans.get('Backend HTTP request')!
+  t.same(new Set(joined.all.map((s) => s.traceId)), new Set([T]), 'every span joins the incoming trace')
+  t.equal(joined.backend.traceparent, `00-${T}-${be.spanId}-01`, "the backend's parent is the exported Backend HTTP request span")
+  const fresh = await request('/fresh-idle')
+  const fbe = fresh.spans.get('Backend HTTP request')!
+  t.equal(fresh.backend.traceparent, `00-${fbe.traceId}-${fbe.spanId}-01`, 'a new trace, continued by the backend')
+  t.equal(daemon.trees.stats.argumentErrors.get('inject_late') ?? 0, 0, 'every inject= answered in time')
 })

@@ -189,7 +189,7 @@ t.test('daemon: idle trees are reaped and exported with status ERROR', async (t)
     await h.next()
   }
   const spans = await receiver.waitForSpans(5, 5000)
-  t.equal(daemon.store.stats.treesReaped, 1)
+  t.equal(daemon.trees.stats.treesReaped, 1)
   const reaped = spans.filter((s) => s.attributes['spoa_tracer.incomplete'] === 'reaped')
   t.same(reaped.map((s) => s.name).sort(), ['Backend HTTP request', 'Client session', 'HAProxy session'])
   for (const s of reaped) t.same([s.status.code, s.status.message], [2, 'server timeout'])

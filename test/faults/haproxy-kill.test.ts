@@ -40,7 +40,7 @@ t.test('SIGKILL of HAProxy mid-traffic: orphaned trees reaped, a new HAProxy ser
   t.teardown(() => origin.close())
   const agentPort = (daemon.address as { port: number }).port
   const stats = daemon.agent.stats
-  const tracing = daemon.store.stats
+  const tracing = daemon.trees.stats
 
   const haproxyOn = async (): Promise<Haproxy> => {
     const h = await startHaproxy({
@@ -84,9 +84,9 @@ t.test('SIGKILL of HAProxy mid-traffic: orphaned trees reaped, a new HAProxy ser
   const quick = Array.from({ length: 4 }, async (_, w) => {
     for (let n = 0; quickRunning; n++) if ((await get(port1, `/quick/${w}/${n}`)) === 200) quickOk++
   })
-  t.ok(await eventually(() => daemon.store.size >= SLOW, 5000), `the ${SLOW} slow requests have open trees`)
+  t.ok(await eventually(() => daemon.trees.size >= SLOW, 5000), `the ${SLOW} slow requests have open trees`)
   t.ok(await eventually(() => quickOk >= 10, 10_000), `quick requests are served alongside (${quickOk} so far)`)
-  const openAtKill = daemon.store.size
+  const openAtKill = daemon.trees.size
   const live = [...daemon.agent.connections].filter((c) => c.state === 'ready').length
   const closedBefore = stats.closedWithoutDisconnect
   const reapedBefore = tracing.treesReaped
@@ -109,14 +109,14 @@ t.test('SIGKILL of HAProxy mid-traffic: orphaned trees reaped, a new HAProxy ser
   // From here no NOTIFY can arrive: the orphans are the trees still open (or
   // already reaped) once every NOTIFY answered is applied (they wait in batches).
   daemon.tracing.drain()
-  const orphans = daemon.store.size + tracing.treesReaped - reapedBefore
+  const orphans = daemon.trees.size + tracing.treesReaped - reapedBefore
   t.ok(orphans >= SLOW, `${orphans} orphaned trees, the slow requests' among them`)
   t.ok(stats.closedWithoutDisconnect - closedBefore >= live, `counted as closed without DISCONNECT (${stats.closedWithoutDisconnect - closedBefore})`)
   t.equal(stats.protocolErrors.size, 0, 'no protocol error')
   t.same([...stats.disconnectsSent.keys()].filter((s) => s !== 0), [], 'no error DISCONNECT sent')
 
   // The orphaned trees are reaped after the TTL, and exported marked as such.
-  t.ok(await eventually(() => daemon.store.size === 0, TTL_MS + 2 * REAPER_MS + 2000), 'open trees back to 0')
+  t.ok(await eventually(() => daemon.trees.size === 0, TTL_MS + 2 * REAPER_MS + 2000), 'open trees back to 0')
   const reapedMs = Date.now() - killedAt
   t.ok(reapedMs <= TTL_MS + 2 * REAPER_MS + 2000, `reaped ${reapedMs} ms after the kill (TTL ${TTL_MS} ms, reaper every ${REAPER_MS} ms)`)
   const reaped = tracing.treesReaped - reapedBefore

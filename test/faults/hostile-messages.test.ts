@@ -67,7 +67,7 @@ t.test('repeated arguments and packed max-size frames through the tracing handle
     silentLogger(),
   )
   t.teardown(() => daemon.close())
-  const tracing = daemon.store.stats
+  const tracing = daemon.trees.stats
   const h = await FakeHaproxy.connect(daemon.address)
   t.teardown(() => h.destroy())
   const ENGINE = '0f3c2b1a-0000-4000-8000-00000000fa17'
@@ -112,7 +112,7 @@ t.test('repeated arguments and packed max-size frames through the tracing handle
 
   // 2. One tag= with 251 continuations: one attribute, the values joined, then cut to the value-length cap.
   const truncated0 = hits.valuesTruncated
-  const maxLen = daemon.store.spanLimits.maxAttributeLength || Infinity
+  const maxLen = daemon.store!.spanLimits.maxAttributeLength || Infinity
   const piece = 'y'.repeat(50)
   const m2 = msg('joined', [s('id', 'u-join'), s('span', 'u-join:root'), s('tag', 'big'), ...Array.from({ length: 251 }, () => cont(piece)), s('finish', '*')])
   t.equal(m2.args.length, 255)
@@ -147,7 +147,7 @@ t.test('repeated arguments and packed max-size frames through the tracing handle
   const packedCap = tracing.spansDropped.get('span_cap') ?? 0
   for (let k = 0; k < 5; k++) await send(one, `packed frame ${k} (one request)`)
   t.equal((tracing.spansDropped.get('span_cap') ?? 0) - packedCap, 5 * (one.length - 1 - MAX_SPANS_PER_TREE), `all but ${MAX_SPANS_PER_TREE} spans dropped, in every frame`)
-  t.equal(daemon.store.get(ENGINE, 'u-packed')?.spanCount, MAX_SPANS_PER_TREE, `the tree holds ${MAX_SPANS_PER_TREE} spans`)
+  t.equal(daemon.store!.get(ENGINE, 'u-packed')?.spanCount, MAX_SPANS_PER_TREE, `the tree holds ${MAX_SPANS_PER_TREE} spans`)
 
   // 6. Max-size frames of messages for distinct requests: the open-tree cap holds, memory stays flat.
   const treeCapBefore = tracing.messagesRejected.get('tree_cap') ?? 0
@@ -164,7 +164,7 @@ t.test('repeated arguments and packed max-size frames through the tracing handle
   const grown = heapUsed() - heapBefore
   const attempted = FRAMES * perFrame
   t.comment(`${FRAMES} frames x ${perFrame} requests = ${attempted} trees attempted; heap +${(grown / 1048576).toFixed(1)} MB`)
-  t.ok(daemon.store.size <= MAX_TREES, `open trees stay at the cap (${daemon.store.size} <= ${MAX_TREES})`)
+  t.ok(daemon.trees.size <= MAX_TREES, `open trees stay at the cap (${daemon.trees.size} <= ${MAX_TREES})`)
   t.ok((tracing.messagesRejected.get('tree_cap') ?? 0) - treeCapBefore >= attempted - MAX_TREES, 'the requests beyond it are refused and counted (tree_cap)')
   t.equal((tracing.messagesRejected.get('missing_id') ?? 0) - missingIdBefore, FRAMES, 'the padding messages (no id=) are rejected and counted')
   // 200 open trees of one span are well under a megabyte; 1.6 MB of messages went through.

@@ -268,13 +268,13 @@ t.test('dropped spans by reason: span cap (tracing) and queue full (export)', as
   const cap = value(x, 'spoa_tracer_spans_dropped_total', { reason: 'span_cap' })
   const full = value(x, 'spoa_tracer_spans_dropped_total', { reason: 'queue_full' })
   t.ok(cap >= 4, `spans over the cap of 5 (${cap})`)
-  t.equal(cap, d.store.stats.spansDropped.get('span_cap'), 'tracing side')
+  t.equal(cap, d.store!.stats.spansDropped.get('span_cap'), 'tracing side')
   t.equal(full, d.exportStats.spansDropped.get('queue_full'), 'export side')
   t.ok(full >= 10 && full % 5 === 0, `whole trees dropped while the collector is slow (${full})`)
   t.equal(value(x, 'spoa_tracer_export_queue_capacity'), 5)
   t.equal(value(x, 'spoa_tracer_export_queue_depth') + value(x, 'spoa_tracer_export_inflight_spans'), 5, 'one tree held')
   t.equal(value(x, 'spoa_tracer_messages_rejected_total', { reason: 'missing_id' }), 1)
-  const argErrors = d.store.stats.argumentErrors
+  const argErrors = d.store!.stats.argumentErrors
   t.ok(argErrors.size > 0, 'references to dropped spans are argument errors')
   for (const [reason, n] of argErrors) t.equal(value(x, 'spoa_tracer_argument_errors_total', { reason }), n, `argument errors: ${reason}`)
   receiver.setResponse()

@@ -1,0 +1,94 @@
+// The tracing thread (--cpu-sched tracing-idle): the trees and their export,
+// off the thread that answers HAProxy. It puts itself under SCHED_IDLE before
+// it starts the export workers (they inherit it), then runs the same tracing
+// core as the main thread does otherwise. NOTIFYs come in batches of the
+// bytes the main thread already answered (tracing-thread.ts has the layout);
+// each is decoded again here and applied with the time it arrived. A NOTIFY
+// that asks for a context (inject=) comes alone and gets its actions back.
+// Counters go to the main thread four times a second; log lines as they come.
+
+import { parentPort, workerData } from 'node:worker_threads'
+import { pino } from 'pino'
+import type { Config } from './config.js'
+import { applyIdleToThisThread } from './cpu-sched.js'
+import { createTracingCore } from './tracing-core.js'
+import { BATCH_HEADER, type FromTracingThread, NO_ENGINE, type ToTracingThread } from './tracing-thread.js'
+import { cursor, readMessages } from '../spop/index.js'
+import { SystemClock } from '../tracing/clock.js'
+
+if (parentPort === null) throw new Error('the tracing thread started outside a worker thread')
+const port = parentPort
+const post = (m: FromTracingThread): void => port.postMessage(m)
+const init = workerData as { config: Config; level: string; applied: Int32Array; injectDelayMs: number }
+const STATS_MS = 250
+
+const logger = pino({ level: init.level, base: undefined, timestamp: false }, { write: (line: string) => post({ type: 'log', line }) })
+try {
+  applyIdleToThisThread(init.config.cpuSched)
+} catch (err) {
+  post({ type: 'fatal', message: (err as Error).message })
+  port.close()
+  process.exit(1)
+}
+const clock = new SystemClock()
+const core = createTracingCore(init.config, logger, clock, {
+  traceBatchDelayMs: 0,
+  onError: (err) => logger.error({ err }, 'applying a NOTIFY failed: its messages are lost'),
+})
+const { store, tracing, exportStats } = core
+
+/** Applies one NOTIFY's bytes; a payload that does not decode (the main thread decoded it once) is a bug: logged. */
+function applyFrame(engineId: string | null, payload: Buffer, nowUs: number): ReturnType<typeof tracing.applyNow> {
+  try {
+    return tracing.applyNow(engineId, readMessages(cursor(payload)), nowUs)
+  } catch (err) {
+    logger.error({ err }, 'applying a NOTIFY failed: its messages are lost')
+    return []
+  }
+}
+
+const sendStats = (): void =>
+  post({ type: 'stats', trees: store.size, tracing: store.stats, exportStats, exportError: core.pool?.health.error ?? null })
+const reaper = setInterval(() => core.reap(), 1000)
+const statsTimer = setInterval(sendStats, STATS_MS)
+
+port.on('message', (m: ToTracingThread) => {
+  switch (m.type) {
+    case 'batch': {
+      const buf = Buffer.from(m.buf, 0, m.len)
+      let pos = 0
+      while (pos < m.len) {
+        const len = buf.readUInt32LE(pos)
+        const nowUs = buf.readDoubleLE(pos + 4)
+        const engine = buf.readUInt16LE(pos + 12)
+        const start = pos + BATCH_HEADER
+        pos = start + len
+        applyFrame(engine === NO_ENGINE ? null : m.engines[engine]!, buf.subarray(start, pos), nowUs)
+      }
+      Atomics.sub(init.applied, 0, m.len)
+      Atomics.sub(init.applied, 1, m.frames)
+      return
+    }
+    case 'inject': {
+      if (init.injectDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, init.injectDelayMs) // tests: a busy tracing thread
+      const actions = applyFrame(m.engineId, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), m.nowUs)
+      post({ type: 'actions', id: m.id, actions })
+      return
+    }
+    case 'close': {
+      clearInterval(reaper)
+      clearInterval(statsTimer)
+      void core.finish(m.budgetMs).finally(() => {
+        sendStats()
+        post({ type: 'closed' })
+        port.close()
+      })
+      return
+    }
+  }
+})
+
+core.poolReady.then(
+  () => post({ type: 'ready' }),
+  (err: unknown) => post({ type: 'fatal', message: (err as Error).message }),
+)
