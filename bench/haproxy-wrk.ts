@@ -534,8 +534,9 @@ function agentSplit(a0: TracingAgentUsage, a1: TracingAgentUsage): { main: numbe
 }
 
 /**
- * After the load: waits (bounded) until our agent's queue is empty, nothing is
- * in flight and the sink holds what it exported; for another agent, until the
+ * After the load: waits (bounded) until our agent has applied every NOTIFY
+ * (the tracing thread may be behind), its queue is empty, nothing is in
+ * flight and the sink holds what it exported; for another agent, until the
  * sink holds `expected` spans or has received nothing new for 6 s.
  */
 async function drain(r: Running, expected: number): Promise<{ ok: boolean; ms: number; agent: TracingAgentUsage | null; sink: SinkUsage | null }> {
@@ -549,7 +550,7 @@ async function drain(r: Running, expected: number): Promise<{ ok: boolean; ms: n
       r.sink ? r.sink.request<SinkUsage>('usage', 'usage') : Promise.resolve(null),
     ])
     let ok: boolean
-    if (a) ok = a.export.queueDepth === 0 && a.export.inFlight === 0 && (s === null || s.spans === a.export.spansExported)
+    if (a) ok = a.tracing.pending === 0 && a.export.queueDepth === 0 && a.export.inFlight === 0 && (s === null || s.spans === a.export.spansExported)
     else {
       const spans = s?.spans ?? 0
       if (spans !== last) {

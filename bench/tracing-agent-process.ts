@@ -83,6 +83,8 @@ export interface TracingAgentUsage {
     treesEndedAtShutdown: number
     /** Trees open now. */
     treesOpen: number
+    /** NOTIFYs answered and not yet applied (with the tracing thread: or not yet in its last report). */
+    pending: number
     spansStarted: number
     spansFinished: number
     openSpans: number
@@ -230,6 +232,7 @@ function usage(type: 'usage' | 'closed'): TracingAgentUsage {
       treesReaped: t.treesReaped,
       treesEndedAtShutdown: t.treesEndedAtShutdown,
       treesOpen: daemon.trees.size,
+      pending: daemon.tracing.pending,
       spansStarted: t.spansStarted,
       spansFinished: t.spansFinished,
       openSpans: t.openSpans,

@@ -19,7 +19,7 @@ import { SystemClock } from '../tracing/clock.js'
 if (parentPort === null) throw new Error('the tracing thread started outside a worker thread')
 const port = parentPort
 const post = (m: FromTracingThread): void => port.postMessage(m)
-const init = workerData as { config: Config; level: string; applied: Int32Array; injectDelayMs: number }
+const init = workerData as { config: Config; level: string; behind: Int32Array; injectDelayMs: number }
 const STATS_MS = 250
 
 const logger = pino({ level: init.level, base: undefined, timestamp: false }, { write: (line: string) => post({ type: 'log', line }) })
@@ -47,8 +47,10 @@ function applyFrame(engineId: string | null, payload: Buffer, nowUs: number): Re
   }
 }
 
+/** NOTIFYs applied so far (batched and inject=): the main thread knows its counters include them. */
+let applied = 0
 const sendStats = (): void =>
-  post({ type: 'stats', trees: store.size, tracing: store.stats, exportStats, exportError: core.pool?.health.error ?? null })
+  post({ type: 'stats', applied, trees: store.size, tracing: store.stats, exportStats, exportError: core.pool?.health.error ?? null })
 const reaper = setInterval(() => core.reap(), 1000)
 const statsTimer = setInterval(sendStats, STATS_MS)
 
@@ -65,13 +67,14 @@ port.on('message', (m: ToTracingThread) => {
         pos = start + len
         applyFrame(engine === NO_ENGINE ? null : m.engines[engine]!, buf.subarray(start, pos), nowUs)
       }
-      Atomics.sub(init.applied, 0, m.len)
-      Atomics.sub(init.applied, 1, m.frames)
+      Atomics.sub(init.behind, 0, m.len)
+      applied += m.frames
       return
     }
     case 'inject': {
       if (init.injectDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, init.injectDelayMs) // tests: a busy tracing thread
       const actions = applyFrame(m.engineId, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), m.nowUs)
+      applied++
       post({ type: 'actions', id: m.id, actions })
       return
     }

@@ -69,7 +69,7 @@ export type FromTracingThread =
   | { type: 'fatal'; message: string }
   | { type: 'log'; line: string }
   | { type: 'actions'; id: number; actions: Action[] }
-  | { type: 'stats'; trees: number; tracing: TracingStats; exportStats: ExportStats; exportError: string | null }
+  | { type: 'stats'; applied: number; trees: number; tracing: TracingStats; exportStats: ExportStats; exportError: string | null }
   | { type: 'closed' }
 
 // Under tap's TypeScript loader this module is a .ts file and so is its worker.
@@ -91,8 +91,11 @@ export class TracingThread {
   /** The export's last error, as of the last report (for the stopping line). */
   exportError: string | null = null
   private readonly worker: Worker
-  /** [bytes, NOTIFYs] handed over and not yet applied: added here, taken off by the tracing thread. */
-  private readonly behind = new Int32Array(new SharedArrayBuffer(8))
+  /** Bytes of NOTIFYs handed over and not yet applied: added here, taken off by the tracing thread. */
+  private readonly behind = new Int32Array(new SharedArrayBuffer(4))
+  /** NOTIFYs handed over so far, and applied as of the last report (so its counters include them). */
+  private handed = 0
+  private reportedApplied = 0
   private buf = Buffer.allocUnsafeSlow(FIRST_BATCH_BYTES)
   private pos = 0
   private frames = 0
@@ -126,7 +129,7 @@ export class TracingThread {
     this.log = logger.child({ component: 'tracing' })
     this.maxBehindBytes = limits.maxBehindBytes ?? MAX_BEHIND_BYTES
     this.injectWaitMs = limits.injectWaitMs ?? INJECT_WAIT_MS
-    const workerData = { config, level: logger.level, applied: this.behind, injectDelayMs: limits.injectDelayMs ?? 0 }
+    const workerData = { config, level: logger.level, behind: this.behind, injectDelayMs: limits.injectDelayMs ?? 0 }
     this.worker = new Worker(WORKER_URL, { workerData, name: 'tracing', resourceLimits: TRACING_THREAD_LIMITS })
     this.ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the tracing thread was not ready after ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS)
@@ -164,9 +167,12 @@ export class TracingThread {
     return this.ready
   }
 
-  /** NOTIFYs answered and not yet applied by the tracing thread. */
+  /**
+   * NOTIFYs answered and not yet applied by the tracing thread, or applied
+   * after its last report: 0 only once the counters here include them all.
+   */
   get pending(): number {
-    return this.frames + Atomics.load(this.behind, 1)
+    return this.frames + this.handed - this.reportedApplied
   }
 
   readonly handle: NotifyHandler = (messages: Message[], ctx: NotifyContext) => {
@@ -229,7 +235,7 @@ export class TracingThread {
     if (this.frames === 0) return
     const buf = this.buf.buffer as ArrayBuffer
     Atomics.add(this.behind, 0, this.pos)
-    Atomics.add(this.behind, 1, this.frames)
+    this.handed += this.frames
     this.worker.postMessage({ type: 'batch', buf, len: this.pos, frames: this.frames, engines: this.engines } satisfies ToTracingThread, [buf])
     this.buf = Buffer.allocUnsafeSlow(Math.max(FIRST_BATCH_BYTES, this.pos))
     this.pos = 0
@@ -250,6 +256,7 @@ export class TracingThread {
 
   private askContext(messages: Message[], ctx: NotifyContext, nowUs: number): Promise<Action[]> {
     this.flush()
+    this.handed++
     const id = this.nextId++
     const payload = new Uint8Array(ctx.payload) // a copy: the frame is a view of a socket chunk
     this.worker.postMessage({ type: 'inject', id, engineId: ctx.engineId, nowUs, payload } satisfies ToTracingThread)
@@ -287,6 +294,7 @@ export class TracingThread {
         return waiting.resolve(m.actions)
       }
       case 'stats': {
+        this.reportedApplied = m.applied
         this.trees.size = m.trees
         copyStatsInto(this.trees.stats, m.tracing)
         for (const [k, n] of this.rejectedHere) bump(this.trees.stats.messagesRejected, k, n)
