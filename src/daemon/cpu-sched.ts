@@ -8,8 +8,9 @@
 // (docs/BENCHMARKS.md): what costs HAProxy is the agent preempting it.
 //
 // `tracing-idle` is the same for SPOE: the main thread, which answers
-// HAProxy, keeps the normal policy, and the tracing thread (the trees and
-// the export workers it starts, tracing-thread.ts) runs under SCHED_IDLE.
+// HAProxy, keeps the normal policy, and the tracing thread (the trees,
+// tracing-thread.ts) runs under SCHED_IDLE; its export workers, which only
+// send HTTP requests, keep the normal policy.
 // HAProxy then waits for nothing that runs on idle time, and the span work
 // no longer preempts it.
 //

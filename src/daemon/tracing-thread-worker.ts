@@ -1,7 +1,7 @@
 // The tracing thread (--cpu-sched tracing-idle): the trees and their export,
-// off the thread that answers HAProxy. It puts itself under SCHED_IDLE before
-// it starts the export workers (they inherit it), then runs the same tracing
-// core as the main thread does otherwise. NOTIFYs come in batches of the
+// off the thread that answers HAProxy. It runs the same tracing core as the
+// main thread does otherwise, and puts itself under SCHED_IDLE once its
+// export workers are up. NOTIFYs come in batches of the
 // bytes the main thread already answered (tracing-thread.ts has the layout);
 // each is decoded again here and applied with the time it arrived. A NOTIFY
 // that asks for a context (inject=) comes alone and gets its actions back.
@@ -23,13 +23,6 @@ const init = workerData as { config: Config; level: string; behind: Int32Array; 
 const STATS_MS = 250
 
 const logger = pino({ level: init.level, base: undefined, timestamp: false }, { write: (line: string) => post({ type: 'log', line }) })
-try {
-  applyIdleToThisThread(init.config.cpuSched)
-} catch (err) {
-  post({ type: 'fatal', message: (err as Error).message })
-  port.close()
-  process.exit(1)
-}
 const clock = new SystemClock()
 const core = createTracingCore(init.config, logger, clock, {
   traceBatchDelayMs: 0,
@@ -91,7 +84,20 @@ port.on('message', (m: ToTracingThread) => {
   }
 })
 
+// SCHED_IDLE once the export workers are up, not before: they keep the
+// normal policy. Their work is small (HTTP requests, a few a second), and
+// under SCHED_IDLE they starved while the tracing thread caught up after a
+// burst: the export queue filled and dropped trees (docs/BENCHMARKS.md). A
+// worker restarted after a crash inherits this thread's policy.
 core.poolReady.then(
-  () => post({ type: 'ready' }),
+  () => {
+    try {
+      applyIdleToThisThread(init.config.cpuSched)
+    } catch (err) {
+      post({ type: 'fatal', message: (err as Error).message })
+      return
+    }
+    post({ type: 'ready' })
+  },
   (err: unknown) => post({ type: 'fatal', message: (err as Error).message }),
 )

@@ -50,7 +50,13 @@ export interface TracingThreadLimits {
   injectWaitMs?: number
   injectDelayMs?: number
 }
-const FIRST_BATCH_BYTES = 64 << 10
+/**
+ * A batch's buffer is sized from the last batches' (a quarter more than
+ * their running average, 4 KiB at least): every batch is a new buffer,
+ * transferred and freed by the tracing thread's GC, and buffers larger than
+ * needed showed up as RSS.
+ */
+const MIN_BATCH_BYTES = 4 << 10
 const READY_TIMEOUT_MS = 30_000
 /**
  * The young generation bin/spoa-tracer gives the main thread (8 MB
@@ -96,7 +102,9 @@ export class TracingThread {
   /** NOTIFYs handed over so far, and applied as of the last report (so its counters include them). */
   private handed = 0
   private reportedApplied = 0
-  private buf = Buffer.allocUnsafeSlow(FIRST_BATCH_BYTES)
+  private buf = Buffer.allocUnsafeSlow(MIN_BATCH_BYTES)
+  /** Running average of the batches' sizes, bytes. */
+  private batchBytes = MIN_BATCH_BYTES
   private pos = 0
   private frames = 0
   private engines: string[] = []
@@ -237,7 +245,8 @@ export class TracingThread {
     Atomics.add(this.behind, 0, this.pos)
     this.handed += this.frames
     this.worker.postMessage({ type: 'batch', buf, len: this.pos, frames: this.frames, engines: this.engines } satisfies ToTracingThread, [buf])
-    this.buf = Buffer.allocUnsafeSlow(Math.max(FIRST_BATCH_BYTES, this.pos))
+    this.batchBytes += (this.pos - this.batchBytes) / 8
+    this.buf = Buffer.allocUnsafeSlow(Math.max(MIN_BATCH_BYTES, Math.ceil(this.batchBytes * 1.25)))
     this.pos = 0
     this.frames = 0
     this.engines = []
