@@ -47,41 +47,70 @@ const sendStats = (): void =>
 const reaper = setInterval(() => core.reap(), 1000)
 const statsTimer = setInterval(sendStats, STATS_MS)
 
-port.on('message', (m: ToTracingThread) => {
-  switch (m.type) {
-    case 'batch': {
-      const buf = Buffer.from(m.buf, 0, m.len)
-      let pos = 0
-      while (pos < m.len) {
-        const len = buf.readUInt32LE(pos)
-        const nowUs = buf.readDoubleLE(pos + 4)
-        const engine = buf.readUInt16LE(pos + 12)
-        const start = pos + BATCH_HEADER
-        pos = start + len
-        applyFrame(engine === NO_ENGINE ? null : m.engines[engine]!, buf.subarray(start, pos), nowUs)
-      }
-      Atomics.sub(init.behind, 0, m.len)
-      applied += m.frames
-      return
-    }
-    case 'inject': {
-      if (init.injectDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, init.injectDelayMs) // tests: a busy tracing thread
-      const actions = applyFrame(m.engineId, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), m.nowUs)
-      applied++
-      post({ type: 'actions', id: m.id, actions })
-      return
-    }
-    case 'close': {
-      clearInterval(reaper)
-      clearInterval(statsTimer)
-      void core.finish(m.budgetMs).finally(() => {
-        sendStats()
-        post({ type: 'closed' })
-        port.close()
-      })
-      return
-    }
+type Work = Extract<ToTracingThread, { type: 'batch' | 'inject' }>
+/**
+ * Handed over and not applied yet, in arrival order; `pos` is how far into
+ * the first batch. Why hold them: this thread runs in HAProxy's idle gaps
+ * and catches up in bursts, faster than the export sends; applied at once,
+ * a burst filled the export queue and it dropped whole trees. While the
+ * queue is over half full, NOTIFYs wait here instead (a batch may stop
+ * halfway), and their bytes still count against the main thread's bound.
+ */
+const held: Work[] = []
+let pos = 0
+let retry: NodeJS.Timeout | null = null
+const HELD_RETRY_MS = 5
+const queueRoom = (): boolean => exportStats.queueDepth + exportStats.inFlight < init.config.export.maxQueueSize / 2
+
+/** Applies the first held item, or as much of it as the queue has room for (all of it when `force`); true once it is done. */
+function applyFirst(force: boolean): boolean {
+  const m = held[0]!
+  if (m.type === 'inject') {
+    // Never waits for room: its ACK does.
+    if (init.injectDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, init.injectDelayMs) // tests: a busy tracing thread
+    const actions = applyFrame(m.engineId, Buffer.from(m.payload.buffer, m.payload.byteOffset, m.payload.byteLength), m.nowUs)
+    applied++
+    post({ type: 'actions', id: m.id, actions })
+    return true
   }
+  const buf = Buffer.from(m.buf, 0, m.len)
+  while (pos < m.len) {
+    if (!force && !queueRoom()) return false
+    const len = buf.readUInt32LE(pos)
+    const nowUs = buf.readDoubleLE(pos + 4)
+    const engine = buf.readUInt16LE(pos + 12)
+    const start = pos + BATCH_HEADER
+    pos = start + len
+    applyFrame(engine === NO_ENGINE ? null : m.engines[engine]!, buf.subarray(start, pos), nowUs)
+    applied++
+    Atomics.sub(init.behind, 0, BATCH_HEADER + len)
+  }
+  pos = 0
+  return true
+}
+
+/** Applies what is held, in order, while the export queue has room (`force`: all of it, at shutdown). */
+function pump(force = false): void {
+  retry = null
+  while (held.length > 0 && applyFirst(force)) held.shift()
+  if (held.length > 0) retry ??= setTimeout(pump, HELD_RETRY_MS)
+}
+
+port.on('message', (m: ToTracingThread) => {
+  if (m.type !== 'close') {
+    held.push(m)
+    if (retry === null) pump()
+    return
+  }
+  clearInterval(reaper)
+  clearInterval(statsTimer)
+  if (retry !== null) clearTimeout(retry)
+  pump(true)
+  void core.finish(m.budgetMs).finally(() => {
+    sendStats()
+    post({ type: 'closed' })
+    port.close()
+  })
 })
 
 // SCHED_IDLE once the export workers are up, not before: they keep the

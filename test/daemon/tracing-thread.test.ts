@@ -23,8 +23,8 @@ const SCHED_IDLE = 5
 const a = (name: string, v: string): NamedValue => ({ name, ...tv.string(v) })
 const m = (...args: NamedValue[]): Message => ({ name: 'm', args })
 
-async function setup(t: Test, limits: TracingThreadLimits = {}, over: Partial<Config> = {}) {
-  const receiver = await startOtlpReceiver()
+async function setup(t: Test, limits: TracingThreadLimits = {}, over: Partial<Config> = {}, receiverDelayMs = 0) {
+  const receiver = await startOtlpReceiver(receiverDelayMs > 0 ? { response: { delayMs: receiverDelayMs } } : {})
   t.teardown(() => receiver.close())
   const cap = captureLogger('info')
   const daemon = await startDaemon(
@@ -32,8 +32,8 @@ async function setup(t: Test, limits: TracingThreadLimits = {}, over: Partial<Co
       ...DEFAULT_CONFIG,
       listen: { host: '127.0.0.1', port: 0 },
       cpuSched: 'tracing-idle',
-      export: { ...DEFAULT_EXPORT_CONFIG, endpoint: receiver.tracesUrl, scheduledDelayMs: 20 },
       ...over,
+      export: { ...DEFAULT_EXPORT_CONFIG, endpoint: receiver.tracesUrl, scheduledDelayMs: 20, ...over.export },
     },
     cap.logger,
     { tracingThread: limits },
@@ -111,6 +111,21 @@ t.test('a tracing thread behind: NOTIFYs beyond the bound are answered, their me
   t.ok(await eventually(() => dropped() > 0, 3000), `${dropped()} messages dropped`)
   t.ok(dropped() < n, 'not all of them: the first ones fit')
   t.equal(logs.filter((l) => /NOTIFYs behind/.test(String(l.msg))).length, 1, 'one line')
+})
+
+t.test('a burst the export cannot take at once: NOTIFYs wait in the tracing thread instead of the queue dropping trees', { skip: linux }, async (t) => {
+  // A queue of 400 spans and a collector that takes 300 ms per request: 100 requests (900 spans) at once.
+  const exportOver = { ...DEFAULT_EXPORT_CONFIG, maxQueueSize: 400, maxBatchSize: 100, maxConcurrentExports: 1 }
+  delete (exportOver as Partial<typeof exportOver>).endpoint
+  const { receiver, daemon, h } = await setup(t, {}, { export: exportOver }, 300)
+  const n = 100
+  let sid = 1
+  for (let i = 0; i < n; i++) for (const messages of nineSpanFlow({ uniqueId: `b${i}` })) h.notify(sid++, 1, messages)
+  for (let i = 1; i < sid; i++) t.equal((await h.next()).type, 'ack')
+  const spans = await receiver.waitForSpans(9 * n, 30_000)
+  t.equal(spans.length, 9 * n, 'every tree delivered')
+  t.ok(await eventually(() => daemon.exportStats.spansExported === 9 * n, 3000))
+  t.equal(daemon.exportStats.spansDropped.size, 0, 'nothing dropped by the queue')
 })
 
 t.test('--log-intake with tracing-idle is refused by the configuration', async (t) => {
