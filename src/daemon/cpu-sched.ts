@@ -79,6 +79,37 @@ function chrtIdle(args: string[], policy: CpuSched): void {
   }
 }
 
+/**
+ * Why SCHED_IDLE may not keep this agent out of HAProxy's way: with the
+ * kernel's autogroups on (kernel.sched_autogroup_enabled, the default of
+ * most distributions), every session is a scheduling group of its own, and
+ * the CPU is first shared between groups, fairly. A SCHED_IDLE thread then
+ * yields only to the threads of its own group: an agent in a session of
+ * its own (started by systemd, with -D, or under setsid) competes with
+ * HAProxy's group as an equal, idle threads included (docs/BENCHMARKS.md:
+ * the shipped binary kept 80% of the do-nothing agent's requests/s instead
+ * of 94-97%). Launched by HAProxy (a `program` section), or from HAProxy's
+ * session, it shares HAProxy's group. Detected as: autogroups on, and this
+ * process in another autogroup than its parent's. Control groups with the
+ * cpu controller do the same between services; that is not detected.
+ */
+export function schedGroupProblem(policy: CpuSched, read: (path: string) => string = (p) => readFileSync(p, 'utf8')): string | null {
+  if (policy === 'normal' || process.platform !== 'linux') return null
+  try {
+    if (read('/proc/sys/kernel/sched_autogroup_enabled').trim() !== '1') return null
+    const own = read('/proc/self/autogroup').trim()
+    const parent = read(`/proc/${process.ppid}/autogroup`).trim()
+    if (own === parent) return null
+    return (
+      `--cpu-sched ${policy}: this agent runs in a scheduling group of its own (${own === '' ? 'the root group' : own.split(' ')[0]}; ` +
+      'a session of its own, with kernel.sched_autogroup_enabled=1), where SCHED_IDLE yields only to its own threads, not to HAProxy: ' +
+      'launch it from HAProxy (a program section) or in its session, or set kernel.sched_autogroup_enabled=0'
+    )
+  } catch {
+    return null // not readable here: nothing known
+  }
+}
+
 /** The scheduling policy of each thread of a process (field 41 of its stat lines); [] where /proc cannot be read. */
 export function threadPolicies(pid: number): number[] {
   let tids: string[]

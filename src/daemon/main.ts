@@ -8,7 +8,7 @@
 import type { Logger } from 'pino'
 import { AgentServer, type ListenAddress, type NotifyHandler } from '../agent/index.js'
 import type { Config } from './config.js'
-import { applyCpuSched } from './cpu-sched.js'
+import { applyCpuSched, schedGroupProblem } from './cpu-sched.js'
 import type { ExportPool } from '../export/pool.js'
 import type { ExportStats } from '../export/stats.js'
 import { LogIntake } from '../intake/log/index.js'
@@ -72,6 +72,8 @@ export async function startDaemon(
   } catch (err) {
     throw new StartError((err as Error).message)
   }
+  const groupProblem = schedGroupProblem(config.cpuSched)
+  if (groupProblem !== null) logger.warn(groupProblem)
   const clock = opts.clock ?? new SystemClock()
   const core =
     config.cpuSched === 'tracing-idle'
