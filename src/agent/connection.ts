@@ -175,7 +175,7 @@ export class Connection {
     this.lastFrameAt = Date.now()
     if (f.type === 'notify' && this.state === 'ready') {
       if (this.frag !== null) this.endDiscard(f)
-      this.dispatch(f.messages, f.streamId, f.frameId, body.length, body.subarray(payloadOffset(body)))
+      this.dispatch(f.messages, f.streamId, f.frameId, body.length, body, payloadOffset(body))
       return
     }
     bump(this.stats.framesIn, f.type)
@@ -226,13 +226,13 @@ export class Connection {
     )
   }
 
-  private dispatch(messages: Message[], streamId: Uint64, frameId: Uint64, size: number, payload: Buffer): void {
+  private dispatch(messages: Message[], streamId: Uint64, frameId: Uint64, size: number, frame: Buffer, messagesAt: number): void {
     const stats = this.stats
     stats.notifyReceived++
     stats.messagesReceived += messages.length
     let out: Action[] | Promise<Action[]>
     try {
-      out = this.handler(messages, { engineId: this.engineId, streamId, frameId, size, payload })
+      out = this.handler(messages, { engineId: this.engineId, streamId, frameId, size, frame, messagesAt })
     } catch (err) {
       this.handlerFailed(err)
       out = NO_ACTIONS
@@ -344,7 +344,7 @@ export class Connection {
     if (!isFin(f)) return
     this.frag = null
     const payload = Buffer.concat(frag.parts, frag.size)
-    this.dispatch(readMessages(cursor(payload)), frag.streamId, frag.frameId, frag.size, payload)
+    this.dispatch(readMessages(cursor(payload)), frag.streamId, frag.frameId, frag.size, payload, 0)
   }
 
   /**

@@ -11,8 +11,15 @@ export interface NotifyContext {
   readonly frameId: Uint64
   /** Bytes of the frame (all its fragments) the messages were decoded from: what holding them costs, roughly. */
   readonly size: number
-  /** The NOTIFY's LIST-OF-MESSAGES bytes, reassembled if it was fragmented. Valid only during the call: copy what is kept. */
-  readonly payload: Buffer
+  /**
+   * The bytes the messages were decoded from: the frame's body, or the
+   * payload reassembled from its fragments; its LIST-OF-MESSAGES starts at
+   * `messagesAt`. Valid only during the call: copy what is kept. (Two
+   * fields rather than a view: no allocation per NOTIFY for handlers that
+   * never look.)
+   */
+  readonly frame: Buffer
+  readonly messagesAt: number
 }
 
 /**

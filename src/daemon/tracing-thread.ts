@@ -185,23 +185,23 @@ export class TracingThread {
 
   readonly handle: NotifyHandler = (messages: Message[], ctx: NotifyContext) => {
     const nowUs = this.clock.nowUs()
-    if (Atomics.load(this.behind, 0) + this.pos + ctx.payload.length > this.maxBehindBytes || this.closing) {
+    const length = ctx.frame.length - ctx.messagesAt
+    if (Atomics.load(this.behind, 0) + this.pos + length > this.maxBehindBytes || this.closing) {
       this.dropped(messages, this.closing ? 'tracing_thread_stopping' : 'tracing_thread_behind')
       return NO_ACTIONS
     }
     if (asksForContext(messages)) return this.askContext(messages, ctx, nowUs)
-    const p = ctx.payload
-    const need = this.pos + BATCH_HEADER + p.length
+    const need = this.pos + BATCH_HEADER + length
     if (need > this.buf.length) {
       const bigger = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2))
       this.buf.copy(bigger, 0, 0, this.pos)
       this.buf = bigger
     }
     const b = this.buf
-    b.writeUInt32LE(p.length, this.pos)
+    b.writeUInt32LE(length, this.pos)
     b.writeDoubleLE(nowUs, this.pos + 4)
     b.writeUInt16LE(this.engine(ctx.engineId), this.pos + 12)
-    p.copy(b, this.pos + BATCH_HEADER)
+    ctx.frame.copy(b, this.pos + BATCH_HEADER, ctx.messagesAt)
     this.pos = need
     // A full batch leaves right after this read's ACKs are written, not before them.
     if (++this.frames >= TRACE_BATCH_MAX) this.immediate ??= setImmediate(this.flush)
@@ -267,7 +267,7 @@ export class TracingThread {
     this.flush()
     this.handed++
     const id = this.nextId++
-    const payload = new Uint8Array(ctx.payload) // a copy: the frame is a view of a socket chunk
+    const payload = new Uint8Array(ctx.frame.subarray(ctx.messagesAt)) // a copy: the frame is a view of a socket chunk
     this.worker.postMessage({ type: 'inject', id, engineId: ctx.engineId, nowUs, payload } satisfies ToTracingThread)
     return new Promise<Action[]>((resolve) => {
       const timer = setTimeout(() => {

@@ -115,8 +115,15 @@ t.test('NOTIFY -> handler -> ACK with the actions, ids echoed', async (t) => {
   t.same(seen, [
     {
       messages: [{ name: 'check', args: [{ name: 'ip', ...tv.string('x') }] }],
-      // size: the frame's bytes after its length; payload: its LIST-OF-MESSAGES, as received
-      ctx: { engineId: 'eng-1', streamId: 0, frameId: 1, size: 20, payload: Buffer.from('05636865636b01026970080178', 'hex') },
+      // size: the frame's bytes after its length; frame: those bytes, its LIST-OF-MESSAGES from messagesAt
+      ctx: {
+        engineId: 'eng-1',
+        streamId: 0,
+        frameId: 1,
+        size: 20,
+        frame: Buffer.from('0300000001000105636865636b01026970080178', 'hex'),
+        messagesAt: 7,
+      },
     },
   ])
   t.equal(server.stats.notifyReceived, 1)
@@ -165,10 +172,12 @@ t.test('many pipelined frames in one TCP write all get their ACK', async (t) => 
 
 t.test('fragmented NOTIFY (HAProxy 2.6 with fragmentation): reassembled, ACKed once', async (t) => {
   const got: unknown[] = []
+  const bytes: Buffer[] = []
   const { server, addr } = await startAgent(t, {
     capabilities: ['pipelining', 'fragmentation'],
-    handler: (m) => {
+    handler: (m, ctx) => {
       got.push(m)
+      bytes.push(Buffer.from(ctx.frame.subarray(ctx.messagesAt)))
       return []
     },
   })
@@ -192,6 +201,7 @@ t.test('fragmented NOTIFY (HAProxy 2.6 with fragmentation): reassembled, ACKed o
   const ack = await h.next()
   t.same([ack.type, ack.streamId, ack.frameId], ['ack', 3, 1])
   t.same(got, [[msg('big', ['a', tv.string('x'.repeat(100))], ['b', tv.string('y'.repeat(50))])]])
+  t.same(bytes, [payload], "the handler sees the reassembled LIST-OF-MESSAGES, as HAProxy's fragments carried it")
 
   // Aborted: HAProxy sends UNSET with FIN|ABORT and expects no ACK.
   h.send({ type: 'fragment', wireType: 3, flags: 0, streamId: 4, frameId: 1, payload: parts[0]! })

@@ -249,7 +249,7 @@ t.test('trees are keyed by engine-id and unique-id; the connection does not matt
   const store = new TraceStore({ sink })
   const handler = createTracingHandler(store, clock).handle
   const call = (engineId: string, streamId: number, ...messages: Message[]) =>
-    handler(messages, { engineId, streamId, frameId: 1, size: 0, payload: Buffer.alloc(0) })
+    handler(messages, { engineId, streamId, frameId: 1, size: 0, frame: Buffer.alloc(0), messagesAt: 0 })
   t.same(call('e1', 1, m(id('same'), a('span', 'root'))), [], 'no actions')
   call('e2', 1, m(id('same'), a('span', 'root')))
   t.equal(store.size, 2, 'same unique-id, two engines: two trees')

@@ -28,7 +28,7 @@ function setup(batch: Partial<BatchOptions> = {}, sink = new MemorySink()) {
     ...batch,
   })
   let frame = 0
-  const notify = (...messages: Message[]) => tracing.handle(messages, { engineId: 'e1', streamId: 1, frameId: ++frame, size: 100, payload: Buffer.alloc(0) })
+  const notify = (...messages: Message[]) => tracing.handle(messages, { engineId: 'e1', streamId: 1, frameId: ++frame, size: 100, frame: Buffer.alloc(0), messagesAt: 0 })
   return { sink, clock, store, tracing, errors, notify }
 }
 
@@ -143,7 +143,7 @@ t.test('a NOTIFY that throws after its ACK is reported; the ones after it are st
 t.test('without batch options every NOTIFY is applied before it is answered', async (t) => {
   const sink = new MemorySink()
   const tracing = createTracingHandler(new TraceStore({ sink }), new ManualClock())
-  tracing.handle([m(id(), a('span', 'root'), a('finish', '*'))], { engineId: 'e1', streamId: 1, frameId: 1, size: 100, payload: Buffer.alloc(0) })
+  tracing.handle([m(id(), a('span', 'root'), a('finish', '*'))], { engineId: 'e1', streamId: 1, frameId: 1, size: 100, frame: Buffer.alloc(0), messagesAt: 0 })
   t.equal(sink.spans.length, 1)
   t.equal(tracing.pending, 0)
 })
@@ -156,7 +156,7 @@ t.test('maxPendingBytes: large frames are applied before much waits', async (t) 
     maxPendingBytes: 100_000,
     onError: () => {},
   })
-  const ctx = (frameId: number) => ({ engineId: 'e1', streamId: 1, frameId, size: 40_000, payload: Buffer.alloc(0) })
+  const ctx = (frameId: number) => ({ engineId: 'e1', streamId: 1, frameId, size: 40_000, frame: Buffer.alloc(0), messagesAt: 0 })
   tracing.handle([m(id('a'), a('span', 'a'), a('finish', '*'))], ctx(1))
   tracing.handle([m(id('b'), a('span', 'b'), a('finish', '*'))], ctx(2))
   t.equal(tracing.pending, 2, '80,000 bytes wait')
@@ -169,7 +169,7 @@ t.test('injected variables come most important first: an ACK over max-frame-size
   const clock = new ManualClock()
   const store = new TraceStore({ sink: new MemorySink(), propagators: ['baggage', 'tracecontext', 'b3'] })
   const tracing = createTracingHandler(store, clock)
-  const handle = (...messages: Message[]) => tracing.handle(messages, { engineId: 'e1', streamId: 1, frameId: 1, size: 100, payload: Buffer.alloc(0) })
+  const handle = (...messages: Message[]) => tracing.handle(messages, { engineId: 'e1', streamId: 1, frameId: 1, size: 100, frame: Buffer.alloc(0), messagesAt: 0 })
   const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
   handle(m(id(), a('extract', 'traceparent'), a('', traceparent), a('extract', 'tracestate'), a('', 'k=v'), a('extract', 'baggage'), a('', 'tenant=acme'), a('span', 'root')))
   const actions = handle(m(id(), a('inject', 'root')), m(id(), a('span', 'client'), a('child-of', 'root'), a('inject', 'client')))
