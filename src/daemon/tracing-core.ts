@@ -37,8 +37,12 @@ export interface TracingCore {
   readonly queue: SpanQueue
   readonly store: TraceStore
   readonly tracing: TracingHandler
-  /** The reaper's tick: what waits is applied first, so the reaper sees each tree's newest event. */
-  reap(): void
+  /**
+   * The reaper's tick: what waits is applied first, so the reaper sees each
+   * tree's newest event. `nowUs`: the time idleness is measured at (the
+   * clock's by default).
+   */
+  reap(nowUs?: number): void
   /**
    * Applies what was answered, ends the open trees, flushes the queue and
    * stops the workers, within `budgetMs`. Logs what could not be exported.
@@ -107,9 +111,9 @@ export function createTracingCore(
     queue,
     store,
     tracing,
-    reap: () => {
+    reap: (nowUs = clock.nowUs()) => {
       tracing.drain()
-      store.reap(clock.nowUs())
+      store.reap(nowUs)
     },
     finish,
   }

@@ -30,8 +30,12 @@ const core = createTracingCore(init.config, logger, clock, {
 })
 const { store, tracing, exportStats } = core
 
+/** Arrival time of the last NOTIFY applied. */
+let lastArrivalUs = 0
+
 /** Applies one NOTIFY's bytes; a payload that does not decode (the main thread decoded it once) is a bug: logged. */
 function applyFrame(engineId: string | null, payload: Buffer, nowUs: number): ReturnType<typeof tracing.applyNow> {
+  lastArrivalUs = nowUs
   try {
     return tracing.applyNow(engineId, readMessages(cursor(payload)), nowUs)
   } catch (err) {
@@ -44,7 +48,10 @@ function applyFrame(engineId: string | null, payload: Buffer, nowUs: number): Re
 let applied = 0
 const sendStats = (): void =>
   post({ type: 'stats', applied, trees: store.size, tracing: store.stats, exportStats, exportError: core.pool?.health.error ?? null })
-const reaper = setInterval(() => core.reap(), 1000)
+// While NOTIFYs wait to be applied, a tree's next event may be among them:
+// idleness is measured at the arrival of the last one applied, not now, or a
+// tracing thread behind by more than the tree TTL would reap live trees.
+const reaper = setInterval(() => core.reap(Atomics.load(init.behind, 0) > 0 ? lastArrivalUs : undefined), 1000)
 const statsTimer = setInterval(sendStats, STATS_MS)
 
 type Work = Extract<ToTracingThread, { type: 'batch' | 'inject' }>

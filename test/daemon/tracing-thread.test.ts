@@ -113,19 +113,28 @@ t.test('a tracing thread behind: NOTIFYs beyond the bound are answered, their me
   t.equal(logs.filter((l) => /NOTIFYs behind/.test(String(l.msg))).length, 1, 'one line')
 })
 
-t.test('a burst the export cannot take at once: NOTIFYs wait in the tracing thread instead of the queue dropping trees', { skip: linux }, async (t) => {
-  // A queue of 400 spans and a collector that takes 300 ms per request: 100 requests (900 spans) at once.
+t.test('a burst the export cannot take at once: NOTIFYs wait in the tracing thread instead of the queue dropping trees, and their trees are not reaped meanwhile', { skip: linux }, async (t) => {
+  // A queue of 400 spans and a collector that takes 1.5 s per request: 100 requests (900 spans) at once.
   const exportOver = { ...DEFAULT_EXPORT_CONFIG, maxQueueSize: 400, maxBatchSize: 100, maxConcurrentExports: 1 }
   delete (exportOver as Partial<typeof exportOver>).endpoint
-  const { receiver, daemon, h } = await setup(t, {}, { export: exportOver }, 300)
+  // Trees idle for 500 ms are reaped: NOTIFYs that wait longer than that must not count as idleness.
+  const tree = { ...DEFAULT_CONFIG.tree, idleTtlMs: 500 }
+  const { receiver, daemon, h } = await setup(t, {}, { export: exportOver, tree }, 1500)
   const n = 100
   let sid = 1
-  for (let i = 0; i < n; i++) for (const messages of nineSpanFlow({ uniqueId: `b${i}` })) h.notify(sid++, 1, messages)
+  // Interleaved, as requests on several connections are: the first half of one, another whole, the rest of the first.
+  for (let i = 0; i < n; i += 2) {
+    const a = nineSpanFlow({ uniqueId: `a${i}` })
+    const b = nineSpanFlow({ uniqueId: `b${i}` })
+    for (const messages of [...a.slice(0, 4), ...b, ...a.slice(4)]) h.notify(sid++, 1, messages)
+  }
   for (let i = 1; i < sid; i++) t.equal((await h.next()).type, 'ack')
   const spans = await receiver.waitForSpans(9 * n, 30_000)
   t.equal(spans.length, 9 * n, 'every tree delivered')
   t.ok(await eventually(() => daemon.exportStats.spansExported === 9 * n, 3000))
   t.equal(daemon.exportStats.spansDropped.size, 0, 'nothing dropped by the queue')
+  t.equal(daemon.trees.stats.treesReaped, 0, 'no tree reaped while its NOTIFYs waited')
+  t.equal(spans.filter((s) => s.attributes['spoa_tracer.incomplete'] !== undefined).length, 0, 'every span complete')
 })
 
 t.test('--log-intake with tracing-idle is refused by the configuration', async (t) => {
