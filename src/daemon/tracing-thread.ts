@@ -124,6 +124,7 @@ export class TracingThread {
   private started = false
   /** This side's own lines. */
   private readonly log: Logger
+  private injectWarned = false
   private readonly maxBehindBytes: number
   private readonly injectWaitMs: number
   private onClosed: (() => void) | null = null
@@ -264,6 +265,12 @@ export class TracingThread {
   }
 
   private askContext(messages: Message[], ctx: NotifyContext, nowUs: number): Promise<Action[]> {
+    if (!this.injectWarned) {
+      this.injectWarned = true
+      this.log.warn(
+        `inject= while --cpu-sched tracing-idle: HAProxy waits for the tracing thread, which only gets idle CPU; on a busy host an inject= is answered without the context after ${this.injectWaitMs} ms (inject_late). With spoe-propagation.cfg, --cpu-sched normal answers at once`,
+      )
+    }
     this.flush()
     this.handed++
     const id = this.nextId++

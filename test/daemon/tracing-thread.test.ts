@@ -72,7 +72,7 @@ t.test('the trees are built and exported by the tracing thread, under SCHED_IDLE
 })
 
 t.test('inject=: answered from the tracing thread with the span context; an open tree ended and flushed at shutdown', { skip: linux }, async (t) => {
-  const { receiver, daemon, h } = await setup(t)
+  const { receiver, daemon, h, logs } = await setup(t)
   h.notify(1, 1, [m(a('id', 'r1'), a('span', 'root'), a('span', 'Backend HTTP request'), a('child-of', 'root'), a('inject', 'Backend HTTP request'))])
   const ack = await h.next()
   if (ack.type !== 'ack') throw new Error(`expected an ACK, got ${ack.type}`)
@@ -80,6 +80,7 @@ t.test('inject=: answered from the tracing thread with the span context; an open
   t.match(vars.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/, 'the context of the span, in the ACK')
   t.equal(daemon.trees.size, 0, 'not reported yet, or 1')
   t.ok(await eventually(() => daemon.trees.size === 1 && daemon.trees.stats.contextsInjected === 1, 3000), 'one open tree, one context injected')
+  t.equal(logs.filter((l) => /^inject= while --cpu-sched tracing-idle/.test(String(l.msg))).length, 1, 'the operator is told once that HAProxy now waits on an idle thread')
   await daemon.close()
   t.equal(receiver.spans.length, 2, 'the open tree was ended and exported at shutdown')
   const be = receiver.spans.find((s) => s.name === 'Backend HTTP request')!

@@ -23,6 +23,9 @@ async function stack(t: Test, propagators: Propagator[], cpuSched: CpuSched = 'n
     config: 'haproxy/haproxy.cfg',
     spoe: 'haproxy/spoe-propagation.cfg',
     daemon: (c) => ({ ...c, cpuSched, tracing: { ...c.tracing, propagators } }),
+    // The tracing thread gets idle CPU only, and the test runs beside others: wait for it up to
+    // just below HAProxy's timeout processing (500 ms here) rather than the default 100 ms.
+    daemonOpts: { tracingThread: { injectWaitMs: 450 } },
   })
   /** One request; its exported spans (by name) and the headers the backend received. */
   const request = async (path: string, headers: Record<string, string> = {}, spans = 9) => {

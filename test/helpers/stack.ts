@@ -35,6 +35,8 @@ export interface StackOptions {
   daemon?: (c: Config) => Config
   /** More HAProxy environment. */
   env?: Record<string, string>
+  /** startDaemon's options (the tracing thread's bounds). */
+  daemonOpts?: Parameters<typeof startDaemon>[2]
 }
 
 export async function startStack(t: Test, o: StackOptions): Promise<Stack> {
@@ -46,7 +48,7 @@ export async function startStack(t: Test, o: StackOptions): Promise<Stack> {
     export: { ...DEFAULT_CONFIG.export, exporter: 'otlp', endpoint: receiver.tracesUrl, scheduledDelayMs: 50 },
   }
   if (o.daemon) config = o.daemon(config)
-  const daemon = await startDaemon(config, silentLogger())
+  const daemon = await startDaemon(config, silentLogger(), o.daemonOpts)
   t.teardown(() => daemon.close())
   const origin = await startOrigin()
   t.teardown(() => origin.close())
