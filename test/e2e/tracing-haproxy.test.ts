@@ -84,7 +84,7 @@ for (const { protocol, cpuSched } of VARIANTS) {
     }
     t.same([...seenUrls].sort(), [...paths].sort(), 'every request traced, with its URL')
     // With the tracing thread, its counters reach this thread four times a second.
-    t.ok(await eventually(() => daemon.trees.size === 0 && daemon.trees.stats.treesCompleted === paths.length, 2000), 'no tree left open in the agent')
+    t.ok(await eventually(() => daemon.trees.size === 0 && daemon.trees.stats.treesCompleted === paths.length, 5000), 'no tree left open in the agent')
     t.equal(daemon.exportStats.spansDropped.size, 0, 'nothing dropped')
     t.equal(daemon.agent.stats.protocolErrors.size, 0, 'no protocol error')
   })
