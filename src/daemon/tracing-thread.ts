@@ -16,8 +16,10 @@
 //   - a NOTIFY that asks for a context (inject=) needs the trees: it goes to
 //     the tracing thread after the batch before it, and its ACK waits for the
 //     answer at most INJECT_WAIT_MS; later, it is answered without the
-//     context (counted: inject_late) and the tree goes on.
-// Counters come back four times a second into objects of the same shape as
+//     context (counted: inject_late) and the tree goes on;
+//   - the tracing thread itself holds NOTIFYs while the export queue is over
+//     half full (tracing-thread-worker.ts), so catching up drops no trees.
+// Counters come back four times a second (when the thread gets CPU) into objects of the same shape as
 // the main thread's own (`trees`, `exportStats`), so /metrics, the
 // statistics line and the benchmarks read them unchanged. A tracing thread
 // that dies takes the process with it (exit 1), as a crash of the main
