@@ -47,7 +47,7 @@ function applyFrame(engineId: string | null, payload: Buffer, nowUs: number): Re
 /** NOTIFYs applied so far (batched and inject=): the main thread knows its counters include them. */
 let applied = 0
 const sendStats = (): void =>
-  post({ type: 'stats', applied, trees: store.size, tracing: store.stats, exportStats, exportError: core.pool?.health.error ?? null })
+  post({ type: 'stats', applied, trees: store.size, tracing: store.stats, exportStats })
 // While NOTIFYs wait to be applied, a tree's next event may be among them:
 // idleness is measured at the arrival of the last one applied, not now, or a
 // tracing thread behind by more than the tree TTL would reap live trees.

@@ -68,7 +68,7 @@ const READY_TIMEOUT_MS = 30_000
 const TRACING_THREAD_LIMITS = { maxYoungGenerationSizeMb: 24 }
 
 export type ToTracingThread =
-  | { type: 'batch'; buf: ArrayBuffer; len: number; frames: number; engines: string[] }
+  | { type: 'batch'; buf: ArrayBuffer; len: number; engines: string[] }
   | { type: 'inject'; id: number; engineId: string | null; nowUs: number; payload: Uint8Array }
   | { type: 'close'; budgetMs: number }
 
@@ -77,7 +77,7 @@ export type FromTracingThread =
   | { type: 'fatal'; message: string }
   | { type: 'log'; line: string }
   | { type: 'actions'; id: number; actions: Action[] }
-  | { type: 'stats'; applied: number; trees: number; tracing: TracingStats; exportStats: ExportStats; exportError: string | null }
+  | { type: 'stats'; applied: number; trees: number; tracing: TracingStats; exportStats: ExportStats }
   | { type: 'closed' }
 
 // Under tap's TypeScript loader this module is a .ts file and so is its worker.
@@ -96,8 +96,6 @@ export class TracingThread {
   /** Open trees and the tracing counters, as of the tracing thread's last report. */
   readonly trees = { size: 0, stats: new TracingStats() }
   readonly exportStats = new ExportStats()
-  /** The export's last error, as of the last report (for the stopping line). */
-  exportError: string | null = null
   private readonly worker: Worker
   /** Bytes of NOTIFYs handed over and not yet applied: added here, taken off by the tracing thread. */
   private readonly behind = new Int32Array(new SharedArrayBuffer(4))
@@ -247,7 +245,7 @@ export class TracingThread {
     const buf = this.buf.buffer as ArrayBuffer
     Atomics.add(this.behind, 0, this.pos)
     this.handed += this.frames
-    this.worker.postMessage({ type: 'batch', buf, len: this.pos, frames: this.frames, engines: this.engines } satisfies ToTracingThread, [buf])
+    this.worker.postMessage({ type: 'batch', buf, len: this.pos, engines: this.engines } satisfies ToTracingThread, [buf])
     this.batchBytes += (this.pos - this.batchBytes) / 8
     this.buf = Buffer.allocUnsafeSlow(Math.max(MIN_BATCH_BYTES, Math.ceil(this.batchBytes * 1.25)))
     this.pos = 0
@@ -318,7 +316,6 @@ export class TracingThread {
         for (const [k, n] of this.rejectedHere) bump(this.trees.stats.messagesRejected, k, n)
         for (const [k, n] of this.argErrorsHere) bump(this.trees.stats.argumentErrors, k, n)
         copyStatsInto(this.exportStats, m.exportStats)
-        this.exportError = m.exportError
         return
       }
       case 'closed':
