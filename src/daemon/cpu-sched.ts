@@ -9,8 +9,8 @@
 //
 // `tracing-idle` is the same for SPOE: the main thread, which answers
 // HAProxy, keeps the normal policy, and the tracing thread (the trees,
-// tracing-thread.ts) runs under SCHED_IDLE; its export workers, which only
-// send HTTP requests, keep the normal policy.
+// tracing-thread.ts) runs under SCHED_IDLE and sends the export requests
+// itself, with no export worker.
 // HAProxy then waits for nothing that runs on idle time, and the span work
 // no longer preempts it.
 //

@@ -54,14 +54,21 @@ export function createTracingCore(
   config: Config,
   logger: Logger,
   clock: Clock,
-  opts: { traceBatchDelayMs?: number; onError: (err: unknown) => void },
+  /** `exportInThread`: this thread sends the export requests itself (ExportPool's `inThread`). */
+  opts: { traceBatchDelayMs?: number; exportInThread?: boolean; onError: (err: unknown) => void },
 ): TracingCore {
   const exportStats = new ExportStats()
   const exportLogger = logger.child({ component: 'export' })
   const pool =
     config.export.exporter === 'none'
       ? null
-      : new ExportPool({ config: config.export, scope: { name: 'spoa-tracer', version: VERSION }, stats: exportStats, logger: exportLogger })
+      : new ExportPool({
+          config: config.export,
+          scope: { name: 'spoa-tracer', version: VERSION },
+          stats: exportStats,
+          logger: exportLogger,
+          inThread: opts.exportInThread === true,
+        })
   // Workers load OpenTelemetry while the listener comes up: HAProxy's first
   // health check may arrive within milliseconds of starting the agent.
   const poolReady = pool ? pool.start() : Promise.resolve()

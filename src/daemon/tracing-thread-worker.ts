@@ -1,7 +1,7 @@
 // The tracing thread (--cpu-sched tracing-idle): the trees and their export,
 // off the thread that answers HAProxy. It runs the same tracing core as the
-// main thread does otherwise, and puts itself under SCHED_IDLE once its
-// export workers are up. NOTIFYs come in batches of the
+// main thread does otherwise, sends the export requests itself (no export
+// worker), and runs under SCHED_IDLE. NOTIFYs come in batches of the
 // bytes the main thread already answered (tracing-thread.ts has the layout);
 // each is decoded again here and applied with the time it arrived. A NOTIFY
 // that asks for a context (inject=) comes alone and gets its actions back.
@@ -26,6 +26,7 @@ const logger = pino({ level: init.level, base: undefined, timestamp: false }, { 
 const clock = new SystemClock()
 const core = createTracingCore(init.config, logger, clock, {
   traceBatchDelayMs: 0,
+  exportInThread: true,
   onError: (err) => logger.error({ err }, 'applying a NOTIFY failed: its messages are lost'),
 })
 const { store, tracing, exportStats } = core
@@ -120,11 +121,13 @@ port.on('message', (m: ToTracingThread) => {
   })
 })
 
-// SCHED_IDLE once the export workers are up, not before: they keep the
-// normal policy. Their work is small (HTTP requests, a few a second), and
-// under SCHED_IDLE they starved while the tracing thread caught up after a
-// burst: the export queue filled and dropped trees (docs/BENCHMARKS.md). A
-// worker restarted after a crash inherits this thread's policy.
+// SCHED_IDLE once the exporter is set up. The export requests go out from
+// this thread too, on the same idle CPU: export workers at the normal policy
+// preempted HAProxy for every request they sent, and were another isolate's
+// memory. Idle CPU is enough for them now: while the export queue is over
+// half full, NOTIFYs wait (above) and this thread's CPU goes to the requests
+// in flight. (Before that hold, export workers under SCHED_IDLE starved
+// after bursts: docs/BENCHMARKS.md.)
 core.poolReady.then(
   () => {
     try {

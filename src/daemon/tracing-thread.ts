@@ -171,7 +171,7 @@ export class TracingThread {
     })
   }
 
-  /** Resolves once the tracing thread and its export workers are up; rejects with one line if they cannot be. */
+  /** Resolves once the tracing thread and its exporter are up; rejects with one line if they cannot be. */
   start(): Promise<void> {
     return this.ready
   }

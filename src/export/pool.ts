@@ -4,7 +4,8 @@
 // failed, or lost with a crashed worker) and restarts crashed workers with
 // backoff. Every attempt's result is counted and judged (health.ts) the
 // moment the worker reports it. shutdown() lets in-flight exports finish
-// within a deadline.
+// within a deadline. With `inThread`, one runner in the calling thread
+// takes the workers' place (in-thread-worker.ts).
 
 import { Worker } from 'node:worker_threads'
 import type { Logger } from 'pino'
@@ -15,6 +16,7 @@ import { redactUrl } from '../util/redact.js'
 import type { ExportConfig } from './config.js'
 import { BodyPool } from './body-pool.js'
 import { ExportHealth, type RetryOutcome } from './health.js'
+import { type ExportWorker, InThreadWorker } from './in-thread-worker.js'
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js'
 import type { ExportStats } from './stats.js'
 
@@ -56,11 +58,16 @@ export interface ExportPoolOptions {
   logger: Logger
   /** Called whenever a worker can take more work. */
   onCapacity?: () => void
+  /**
+   * Send from the calling thread (one runner, `numWorkers` ignored) instead
+   * of worker threads: for a thread that already runs off HAProxy's path.
+   */
+  inThread?: boolean
 }
 
 interface Slot {
   index: number
-  worker: Worker | null
+  worker: ExportWorker | null
   ready: boolean
   /** batch id -> span count and send attempt */
   readonly inflight: Map<number, { n: number; attempt: number }>
@@ -95,7 +102,7 @@ export class ExportPool {
     this.opts = opts
     this.onCapacity = opts.onCapacity ?? (() => {})
     this.health = new ExportHealth(opts.stats, opts.logger, exportTarget(opts.config))
-    for (let i = 0; i < opts.config.numWorkers; i++) {
+    for (let i = 0; i < (opts.inThread === true ? 1 : opts.config.numWorkers); i++) {
       this.slots.push({
         index: i,
         worker: null,
@@ -116,7 +123,10 @@ export class ExportPool {
 
   private spawn(slot: Slot, timeoutMs: number): Promise<void> {
     const init: WorkerInit = { config: this.opts.config, scope: this.opts.scope }
-    const worker = new Worker(WORKER_URL, { workerData: init, name: `export-${slot.index}`, resourceLimits: WORKER_LIMITS })
+    const worker: ExportWorker =
+      this.opts.inThread === true
+        ? new InThreadWorker(init)
+        : new Worker(WORKER_URL, { workerData: init, name: `export-${slot.index}`, resourceLimits: WORKER_LIMITS })
     slot.worker = worker
     slot.ready = false
     return new Promise((resolve, reject) => {
@@ -190,7 +200,7 @@ export class ExportPool {
     }
   }
 
-  private onExit(slot: Slot, worker: Worker, code: number): void {
+  private onExit(slot: Slot, worker: ExportWorker, code: number): void {
     if (slot.worker !== worker) return
     const stats = this.opts.stats
     if (slot.ready) stats.workersUp--

@@ -1,119 +1,21 @@
-// Export worker thread: receives batches (span records, or OTLP request
-// bodies encoded on the main thread) and exports them, one attempt each,
-// reporting every attempt's outcome at once: retries are the span queue's
-// decision. One pipeline per worker; the main thread never waits on anything
-// that happens here.
+// Export worker thread: an export runner (export-runner.ts) behind the
+// thread's message port. Batches come from the pool (pool.ts); every
+// attempt's outcome goes back at once; the thread that builds the trees
+// never waits on anything that happens here.
 
 import { parentPort, workerData } from 'node:worker_threads'
+import { createExportRunner } from './export-runner.js'
+import { resourceDefaults } from './otel.js'
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js'
-import { createOtlpEncoder, createRecordExporter, ExportResultCode, resourceDefaults, routeDiagnostics } from './otel.js'
-import { OtlpHttpTransport } from './otlp-http.js'
 
 if (parentPort === null) throw new Error('export worker started outside a worker thread')
 const port = parentPort
-const post = (m: FromWorker): void => port.postMessage(m)
-
-const init = workerData as WorkerInit
-const config = init.config
-routeDiagnostics((level, msg) => post({ type: 'log', level, msg }))
-const otlp =
-  config.exporter === 'otlp'
-    ? {
-        encode: createOtlpEncoder(config, init.scope),
-        transport: new OtlpHttpTransport({
-          url: config.endpoint,
-          contentType: config.protocol === 'http/json' ? 'application/json' : 'application/x-protobuf',
-          headers: config.headers,
-          compression: config.compression,
-          timeoutMs: config.timeoutMs,
-          maxConcurrent: config.maxConcurrentExports,
-          userAgent: `${init.scope.name}/${init.scope.version}`,
-        }),
-      }
-    : null
-const local = otlp === null ? createRecordExporter(config, init.scope) : null
-let pending = 0
-let onIdle: (() => void) | null = null
+const post = (m: FromWorker, transfer?: ArrayBuffer): void => (transfer === undefined ? port.postMessage(m) : port.postMessage(m, [transfer]))
+const runner = createExportRunner(workerData as WorkerInit, post)
 
 port.on('message', (m: ToWorker) => {
-  switch (m.type) {
-    case 'export': {
-      const started = performance.now()
-      pending++
-      if (otlp !== null) {
-        let body: Uint8Array
-        try {
-          body = otlp.encode(m.spans)
-        } catch (err) {
-          done(m.id, started, { ok: false, error: `cannot encode the request: ${(err as Error).message}` })
-          return
-        }
-        send(m.id, started, body, false)
-        return
-      }
-      try {
-        local!.export(m.spans, (r) => done(m.id, started, { ok: r.code === ExportResultCode.SUCCESS, error: r.error?.message }))
-      } catch (err) {
-        done(m.id, started, { ok: false, error: `export failed: ${(err as Error).message}` })
-      }
-      return
-    }
-    case 'export-encoded': {
-      const started = performance.now()
-      pending++
-      if (otlp === null) done(m.id, started, { ok: false, error: 'encoded batch for an exporter that takes records' })
-      else send(m.id, started, m.body, true)
-      return
-    }
-    case 'shutdown':
-      void shutdown()
-      return
-    case 'crash':
-      throw new Error('export worker crash requested')
-  }
+  if (m.type === 'crash') throw new Error('export worker crash requested')
+  runner.handle(m)
 })
-
-/** `theirs`: the body came from the main thread, whose memory it is: it goes back whatever happens. */
-function send(id: number, started: number, body: Uint8Array, theirs: boolean): void {
-  otlp!.transport.send(body).then(
-    (r) => done(id, started, { ok: r.ok, error: r.error, warning: r.warning, retryAfterMs: r.retryAfterMs }, r.retryable || theirs ? body : undefined, r.retryable, theirs),
-    (err: unknown) => done(id, started, { ok: false, error: (err as Error).message }, theirs ? body : undefined, false, theirs),
-  )
-}
-
-function done(
-  id: number,
-  started: number,
-  r: { ok: boolean; error?: string | undefined; warning?: string | undefined; retryAfterMs?: number | undefined },
-  body?: Uint8Array,
-  retryable = false,
-  theirs = false,
-): void {
-  pending--
-  const m: FromWorker = { type: 'result', id, ok: r.ok, ms: performance.now() - started }
-  if (r.error !== undefined && !r.ok) m.error = r.error
-  if (r.warning !== undefined) m.warning = r.warning
-  if (body !== undefined) {
-    // Moved, not copied: a body from the main thread owns its whole buffer
-    // (a view of its start, for a recycled one); one encoded here may be a
-    // view into Node's shared slab and is copied first.
-    const own = theirs || (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) ? body : new Uint8Array(body)
-    m.body = own
-    m.retryable = retryable
-    if (r.retryAfterMs !== undefined) m.retryAfterMs = r.retryAfterMs
-    port.postMessage(m, [own.buffer as ArrayBuffer])
-  } else post(m)
-  if (pending === 0 && onIdle) onIdle()
-}
-
-async function shutdown(): Promise<void> {
-  if (pending > 0) await new Promise<void>((resolve) => (onIdle = resolve))
-  try {
-    otlp?.transport.shutdown()
-    await local?.shutdown()
-  } finally {
-    post({ type: 'closed' })
-  }
-}
 
 post({ type: 'ready', resourceDefaults: resourceDefaults() })

@@ -49,7 +49,7 @@ t.test('the trees are built and exported by the tracing thread, under SCHED_IDLE
   const { receiver, daemon, h } = await setup(t)
   t.equal(daemon.store, null, 'no trace store on the main thread')
   t.equal(threadPolicy(process.pid, process.pid), 0, 'the main thread (which answers HAProxy) keeps SCHED_OTHER')
-  t.equal(threadPolicies(process.pid).filter((p) => p === SCHED_IDLE).length, 1, 'the tracing thread runs under SCHED_IDLE (its export worker does not)')
+  t.equal(threadPolicies(process.pid).filter((p) => p === SCHED_IDLE).length, 1, 'one thread runs under SCHED_IDLE: the tracing thread, which sends the export requests too')
   let sid = 1
   for (const id of ['r1', 'r2']) {
     for (const messages of nineSpanFlow({ uniqueId: id })) {
