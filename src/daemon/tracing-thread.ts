@@ -61,11 +61,14 @@ export interface TracingThreadLimits {
 const MIN_BATCH_BYTES = 4 << 10
 const READY_TIMEOUT_MS = 30_000
 /**
- * The young generation bin/spoa-tracer gives the main thread (8 MB
- * semi-spaces): V8's default lets a worker's grow to 48 MB, RSS an operator
- * pays for nothing.
+ * The smallest young generation V8 takes (1 MB semi-spaces). The tracing
+ * thread runs in HAProxy's gaps, on the cores HAProxy uses: with a larger
+ * one HAProxy spent more CPU per request and kept fewer requests/s
+ * (docs/BENCHMARKS.md), most likely because each pass through it evicts
+ * HAProxy's data from the caches. It cost the tracing thread no measurable
+ * CPU, and saves RSS.
  */
-const TRACING_THREAD_LIMITS = { maxYoungGenerationSizeMb: 24 }
+const TRACING_THREAD_LIMITS = { maxYoungGenerationSizeMb: 3 }
 
 export type ToTracingThread =
   | { type: 'batch'; buf: ArrayBuffer; len: number; engines: string[] }
