@@ -208,6 +208,12 @@ const WRK_OPTIONS = {
   'cpu-prof': { type: 'string', describe: 'our agent: node --cpu-prof --cpu-prof-dir DIR (one profile per thread and run)' },
   'log-read-pause': { type: 'number', describe: "our agent's --log-read-pause in ms (log modes over TCP; default: the agent's)" },
   'cpu-sched': { type: 'string', describe: "our agent's --cpu-sched: normal (the default), idle (the whole agent under SCHED_IDLE: only CPU time the rest leave) or tracing-idle (its tracing thread only)" },
+  'agent-session': {
+    type: 'string',
+    describe:
+      "where an --agent command and the do-nothing agent run: 'shared' (default), in this process's session, HAProxy's and our agent's too; " +
+      "'own', a session of their own (setsid), which with the kernel's autogroups is a scheduling group of its own, as a separate service's cgroup is",
+  },
   'node-args': { type: 'string', describe: "our agent: node options after those of bin/spoa-tracer's exec line, space-separated (e.g. '--max-semi-space-size=16', the default)" },
   json: { type: 'boolean', describe: 'print one JSON line per run and one summary line' },
 } as const
@@ -231,6 +237,7 @@ interface Options {
   nodeArgs: string[]
   logReadPauseMs: number | undefined
   cpuSched: CpuSched
+  agentSession: 'shared' | 'own'
   json: boolean
 }
 
@@ -295,6 +302,11 @@ function cpuSched(v: string | undefined): CpuSched {
   throw new UsageError(`--cpu-sched: ${CPU_SCHEDS.join(', ')}, not ${v}`)
 }
 
+function agentSession(v: string | undefined): 'shared' | 'own' {
+  if (v === undefined || v === 'shared' || v === 'own') return v ?? 'shared'
+  throw new UsageError(`--agent-session: shared or own, not ${v}`)
+}
+
 function options(v: Args): Options {
   const ab = str(v, 'ab')
   let modes: string[]
@@ -345,6 +357,7 @@ function options(v: Args): Options {
     nodeArgs,
     logReadPauseMs: pause as number | undefined,
     cpuSched: cpuSched(str(v, 'cpu-sched')),
+    agentSession: agentSession(str(v, 'agent-session')),
     json: bool(v, 'json'),
   }
 }
@@ -590,6 +603,7 @@ async function startAgent(ctx: Context, r: Running, mode: string, round: number)
       command: '/bin/sh',
       args: ['-c', command],
       group: true,
+      session: o.agentSession === 'own' ? 'own' : 'ours',
       cwd: ROOT,
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: base, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: traces },
     })
@@ -924,15 +938,17 @@ function describe(ctx: Context): string {
   const o = ctx.o
   const agent = o.agentCommand
     ? `agent: ${o.agentCommand}`
-    : `agent: ours (the daemon in bench/tracing-agent-process.ts), OTLP ${o.protocol}, ${o.workers} export worker(s)` +
+    : `agent: ours (the daemon in bench/tracing-agent-process.ts), OTLP ${o.protocol}, ` +
+      (o.cpuSched === 'tracing-idle' ? 'sent by the tracing thread' : `${o.workers} export worker(s)`) +
       (o.nodeArgs.length > 0 ? `, node ${o.nodeArgs.join(' ')}` : '') +
       (o.logReadPauseMs !== undefined ? `, --log-read-pause ${o.logReadPauseMs}` : '') +
       (o.cpuSched !== 'normal' ? `, --cpu-sched ${o.cpuSched}` : '') +
       (o.unix ? ', over a unix socket' : ', over TCP on 127.0.0.1')
+  const session = `; agents started by command (@noop, --agent) in ${o.agentSession === 'own' ? 'sessions of their own' : "HAProxy's session"}`
   return [
     `wrk through HAProxy: ${o.ab ? `A/B ${o.modes.join(' vs ')}, ${o.rounds} round(s) alternating` : `mode ${o.modes[0]}, ${o.rounds} run(s)`}; ` +
       `wrk -t${o.threads} -c${o.connections} -d${o.durationS}s --latency after a ${o.warmupS} s warm-up; ` +
-      `HAProxy nbthread ${o.nbthread}, option httpclose; ${agent}`,
+      `HAProxy nbthread ${o.nbthread}, option httpclose; ${agent}${session}`,
     `${haproxyVersion(ctx.haproxyBin)}; node ${process.version}; ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}); ${revision()}; ${new Date().toISOString()}`,
   ].join('\n')
 }
@@ -1068,7 +1084,7 @@ function verdicts(o: Options, byMode: Map<string, WrkRunResult[]>): string[] {
     // The do-nothing agent has no targets of its own; its SPOE errors still count.
     if (!splitMode(mode).noop) lines.push(
       `target (${mode}): agent CPU <= ${TARGET_AGENT_US_PER_REQUEST} µs/request including export: ${us <= TARGET_AGENT_US_PER_REQUEST ? 'met' : 'NOT met'} ` +
-        `(median ${f1(us)} µs = main ${f1(m.usPerRequest.agentMain)} + export workers ${f1(m.usPerRequest.agentWorkers)} + other threads ${f1(m.usPerRequest.agentOther)})`,
+        `(median ${f1(us)} µs = main ${f1(m.usPerRequest.agentMain)} + worker threads (export; tracing under tracing-idle) ${f1(m.usPerRequest.agentWorkers)} + other threads ${f1(m.usPerRequest.agentOther)})`,
     )
     const rss = Math.max(...rs.map((r) => r.agentRssMb))
     if (!splitMode(mode).noop) lines.push(

@@ -87,6 +87,14 @@ export interface SpawnTracked {
   cwd?: string
   /** Own process group (a shell command and whatever it starts): stopped as a group. */
   group?: boolean
+  /**
+   * With `group`: 'own' (default), a session of its own as well (setsid);
+   * 'ours', this process's session (setpgid alone, through perl, which
+   * Debian always has). The session matters to the scheduler: with the
+   * kernel's autogroups each session shares the CPU as one group, so a
+   * benchmark's processes compare fairly only in the same one.
+   */
+  session?: 'own' | 'ours'
   /** 'pipe' to write to its stdin (child.stdin); default 'ignore'. */
   stdin?: 'pipe' | 'ignore'
   /** Keep its stdout to read (default), or leave it to the caller (child.stdout, unread). */
@@ -106,10 +114,13 @@ export function spawnTracked(o: SpawnTracked): Proc {
   const opts: SpawnOptions = {
     env: { ...process.env, ...(o.env ?? {}) },
     stdio: [o.stdin ?? 'ignore', 'pipe', o.stderr === 'inherit' ? 'inherit' : 'pipe'],
-    detached: o.group === true,
+    detached: o.group === true && o.session !== 'ours',
   }
   if (o.cwd !== undefined) opts.cwd = o.cwd
-  const child = spawn(o.command, [...o.args], opts)
+  const child =
+    o.group === true && o.session === 'ours'
+      ? spawn('perl', ['-e', 'setpgrp(0, 0); exec { $ARGV[0] } @ARGV or die "exec $ARGV[0]: $!\\n"', o.command, ...o.args], opts)
+      : spawn(o.command, [...o.args], opts)
   const t: Tracked = { child, group: o.group === true }
   tracked.add(t)
   const keep = o.keep ?? 1 << 20
