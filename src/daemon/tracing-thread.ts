@@ -5,7 +5,7 @@
 // under SCHED_IDLE. Why: in a closed loop every microsecond the answering
 // thread spends on spans is in some request's path, and a tracing thread at
 // the normal policy preempts HAProxy on the shared cores instead
-// (docs/BENCHMARKS.md). A batch leaves after 64 NOTIFYs (after this read's
+// (docs/BENCHMARKS.md). A batch leaves after 256 NOTIFYs (after this read's
 // ACKs are written) or 10 ms, transferred, not copied.
 //
 // Bounds, so that a tracing thread that gets no CPU never costs HAProxy
@@ -37,13 +37,20 @@ import { asksForContext } from '../tracing/tracing-handler.js'
 import { bump } from '../util/counters.js'
 import { LogLimiter } from '../util/log-limiter.js'
 import { copyStatsInto } from '../util/stats-mirror.js'
-import { TRACE_BATCH_DELAY_MS, TRACE_BATCH_MAX } from './tracing-core.js'
+import { TRACE_BATCH_DELAY_MS } from './tracing-core.js'
 
 /** Per NOTIFY in a batch: payload length (u32), arrival time in epoch µs (f64), engine index (u16), then the payload. */
 export const BATCH_HEADER = 14
 /** Engine index of a NOTIFY whose connection has no engine-id. */
 export const NO_ENGINE = 0xffff
 const MAX_BEHIND_BYTES = 32 << 20
+/**
+ * A batch leaves after this many NOTIFYs, or TRACE_BATCH_DELAY_MS. More
+ * than the main thread's own batches of decoded messages (tracing-core.ts):
+ * only bytes wait here, and every hand-over is a postMessage, which cost
+ * the main thread as much as copying the NOTIFYs did.
+ */
+const HANDOVER_MAX = 256
 const INJECT_WAIT_MS = 100
 
 /** For tests: smaller bounds, and a tracing thread that takes its time over each inject=. */
@@ -208,7 +215,7 @@ export class TracingThread {
     ctx.frame.copy(b, this.pos + BATCH_HEADER, ctx.messagesAt)
     this.pos = need
     // A full batch leaves right after this read's ACKs are written, not before them.
-    if (++this.frames >= TRACE_BATCH_MAX) this.immediate ??= setImmediate(this.flush)
+    if (++this.frames >= HANDOVER_MAX) this.immediate ??= setImmediate(this.flush)
     else this.timer ??= setTimeout(this.flush, TRACE_BATCH_DELAY_MS).unref()
     return NO_ACTIONS
   }
