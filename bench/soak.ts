@@ -19,7 +19,8 @@ import { guardChildren } from '../harness/process.js'
 import { fmt } from '../harness/report.js'
 import { SteadyLoad } from '../harness/steady-load.js'
 import { sleep, waitUntil } from '../harness/wait.js'
-import { type BenchCommand, bool, num } from './cli.js'
+import { type BenchCommand, bool, num, str, UsageError } from './cli.js'
+import { CPU_SCHEDS } from '../src/daemon/cpu-sched.js'
 import { AGENT_SCRIPT, shippedNodeFlags } from './agent-launch.js'
 import { JsonLineChild } from './json-line-child.js'
 import { clockTicksPerSec } from './proc-stats.js'
@@ -45,11 +46,13 @@ export const command: BenchCommand = {
     sample: { type: 'number', default: 10, describe: 'seconds between samples' },
     warmup: { type: 'number', default: 2, describe: 'minutes excluded from the flatness check' },
     outage: { type: 'number', default: 0, describe: `seconds the collector is gone, after ${OUTAGE_MARGIN_S} s of load; then the load goes on until export has recovered, and ${OUTAGE_MARGIN_S} s more` },
+    'cpu-sched': { type: 'string', describe: "the agent's --cpu-sched: normal (the default) or tracing-idle (heap: the main thread's only; RSS covers every thread)" },
     json: { type: 'boolean', describe: 'print one JSON line per sample and one summary line' },
   },
   examples: [
     ['npm run bench -- soak --minutes 10 --rate 2000', 'memory and open trees stay flat'],
     ['npm run bench -- soak --outage 60 --rate 250', 'a collector gone for a minute: ACK latency, heap growth, drops, recovery'],
+    ['npm run bench -- soak --outage 20 --rate 250 --cpu-sched tracing-idle', 'the same with the tracing thread under SCHED_IDLE'],
   ],
   async run(a) {
     const o = {
@@ -62,6 +65,8 @@ export const command: BenchCommand = {
       outageS: num(a, 'outage', 0),
       json: bool(a, 'json'),
     }
+    const cpuSched = str(a, 'cpu-sched') ?? 'normal'
+    if (!(CPU_SCHEDS as readonly string[]).includes(cpuSched)) throw new UsageError(`--cpu-sched: ${CPU_SCHEDS.join(', ')}, not ${cpuSched}`)
     const unguard = guardChildren()
     const sink = await JsonLineChild.start({ name: 'the OTLP sink', script: SINK_SCRIPT })
     try {
@@ -69,7 +74,7 @@ export const command: BenchCommand = {
         name: 'the tracing agent',
         script: AGENT_SCRIPT,
         nodeArgs: shippedNodeFlags(),
-        args: ['--endpoint', `http://127.0.0.1:${sink.port}/v1/traces`, '--clk-tck', String(clockTicksPerSec())],
+        args: ['--endpoint', `http://127.0.0.1:${sink.port}/v1/traces`, '--clk-tck', String(clockTicksPerSec()), '--cpu-sched', cpuSched],
         timeoutMs: 30_000,
       })
       try {

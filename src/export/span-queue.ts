@@ -16,8 +16,10 @@
 // Retries are decided here, for every exporter: a batch whose export failed
 // for a retryable reason comes back as its encoded request body and waits
 // its backoff (or the collector's Retry-After) within the queue bound, or
-// less: as soon as any export succeeds, the waiting batches go. During a
-// shutdown nothing is retried: what fails then is dropped and counted.
+// less: as soon as any export succeeds, the waiting batches go, and while
+// nothing else is being sent one of them goes at least every PROBE_MS to
+// find out. During a shutdown nothing is retried: what fails then is
+// dropped and counted.
 
 import type { Logger } from 'pino'
 import type { FinishedSpan, SpanSink } from '../tracing/types.js'
@@ -42,6 +44,19 @@ interface Batcher {
 /** Attempts of one batch at most, and the backoff between them (doubling from 1 s to 30 s). */
 const MAX_ATTEMPTS = 10
 const backoffMs = (attempt: number): number => Math.min(30_000, 1000 * 2 ** (attempt - 1))
+/**
+ * While batches wait out their backoff and nothing is in flight, the first
+ * of them goes at least this often, so that a collector that is back is
+ * noticed within it even when no new batch comes to find out. None comes
+ * when traffic stops, nor under --cpu-sched tracing-idle, whose tracing
+ * thread holds new trees while this queue is over half full: there, after a
+ * 20 s outage, export resumed 11.5 s after the collector was back (waiting
+ * out a backoff), and a longer one would have filled the main thread's
+ * hand-over bound meanwhile. A probe does not count against the batch's
+ * attempts; a batch the collector asked to wait (Retry-After) is not sent
+ * early.
+ */
+const PROBE_MS = 2000
 
 class RecordBatcher implements Batcher {
   private pending: FinishedSpan[] = []
@@ -125,7 +140,7 @@ export class SpanQueue implements SpanSink {
   private readonly limiter = new LogLimiter()
 
   /** Requests that failed for a retryable reason, oldest first, each with the time it may go again. */
-  private readonly retries: Array<{ body: Uint8Array; count: number; attempt: number; due: number }> = []
+  private readonly retries: Array<{ body: Uint8Array; count: number; attempt: number; due: number; retryAfter: boolean }> = []
   private retrySpans = 0
   private retryTimer: NodeJS.Timeout | null = null
   /** Set by drain(): a shutdown retries nothing. */
@@ -137,6 +152,8 @@ export class SpanQueue implements SpanSink {
     private readonly stats: ExportStats,
     private readonly logger: Logger,
     private readonly scope: { name: string; version: string } = { name: 'spoa-tracer', version: '' },
+    /** For tests: how often a waiting batch probes the collector. */
+    private readonly probeMs = PROBE_MS,
   ) {
     if (pool) {
       pool.onCapacity = () => this.onCapacity()
@@ -165,7 +182,7 @@ export class SpanQueue implements SpanSink {
       return { kind: 'dropped', why: 'no room in the export queue to keep it' }
     }
     const inMs = b.retryAfterMs !== undefined ? Math.max(100, b.retryAfterMs) : backoffMs(b.attempt)
-    this.retries.push({ body: b.body, count: b.count, attempt: b.attempt, due: Date.now() + inMs })
+    this.retries.push({ body: b.body, count: b.count, attempt: b.attempt, due: Date.now() + inMs, retryAfter: b.retryAfterMs !== undefined })
     this.retrySpans += b.count
     this.stats.queueDepth = this.held
     this.armRetryTimer()
@@ -189,14 +206,31 @@ export class SpanQueue implements SpanSink {
   }
 
   private armRetryTimer(): void {
-    const next = this.retries[0]?.due
-    if (this.retryTimer !== null || next === undefined) return
+    if (this.retryTimer !== null || this.retries.length === 0 || this.draining) return
+    let next = this.retries[0]!.due
+    if (this.retries.some((r) => !r.retryAfter)) next = Math.min(next, Date.now() + this.probeMs)
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null
+      this.probe()
       this.send(true)
       this.armRetryTimer()
     }, Math.max(0, next - Date.now()))
     this.retryTimer.unref()
+  }
+
+  /** With nothing in flight to tell whether the collector is back, the first batch waiting out a backoff goes now (PROBE_MS). */
+  private probe(): void {
+    if (this.stats.inFlight > 0) return
+    const now = Date.now()
+    if (this.retries[0]!.due <= now) return // one goes anyway
+    const i = this.retries.findIndex((r) => !r.retryAfter)
+    if (i < 0) return
+    const r = this.retries.splice(i, 1)[0]!
+    // Sent with the attempts it had before its last failure: if this one
+    // fails too, it comes back with the same count and the same backoff.
+    r.attempt--
+    r.due = now
+    this.retries.unshift(r)
   }
 
   /** Spans held here: incoming, batched, sealed, waiting for a retry (not in flight). */

@@ -16,13 +16,13 @@ import { startOtlpReceiver } from '../../harness/otlp-receiver.js'
 import { tree } from '../helpers/spans.js'
 import { eventually } from '../../harness/wait.js'
 
-async function pipeline(t: Test, inThread: boolean, over: Partial<ExportConfig>) {
+async function pipeline(t: Test, inThread: boolean, over: Partial<ExportConfig>, probeMs?: number) {
   const stats = new ExportStats()
   const config: ExportConfig = { ...DEFAULT_EXPORT_CONFIG, scheduledDelayMs: 20, ...over }
   const cap = captureLogger('warn')
   const pool = new ExportPool({ config, scope: { name: 'test', version: '0' }, stats, logger: cap.logger, inThread })
   await pool.start()
-  const queue = new SpanQueue(pool, config, stats, cap.logger)
+  const queue = new SpanQueue(pool, config, stats, cap.logger, undefined, probeMs)
   t.teardown(() => pool.shutdown(1000))
   return { stats, pool, queue, logs: cap.lines }
 }
@@ -98,6 +98,33 @@ for (const inThread of [false, true]) {
     t.ok(await eventually(() => stats.spansExported === 4, 10_000), 'delivered by the retry')
     t.same(receiver.requests.map((r) => [r.status, r.contentType]), [[503, 'application/json'], [200, 'application/json']], 'the same JSON request, sent twice')
     t.same(receiver.spans.map((s) => s.traceId), Array(4).fill(traceId(6)))
+  })
+
+  t.test(`collector back, nothing new to send: a batch waiting out its backoff probes, and goes within the probe interval${where}`, async (t) => {
+    const receiver = await startOtlpReceiver({ response: { status: 503 } })
+    t.teardown(() => receiver.close())
+    const { stats, queue } = await pipeline(t, inThread, { endpoint: receiver.tracesUrl, timeoutMs: 300, maxBatchSize: 4 }, 200)
+    queue.push(tree(traceId(7)))
+    // Backoffs of 1, 2, 4, 8... s would take minutes to reach 12 attempts.
+    t.ok(await eventually(() => stats.batchesFailed >= 12, 10_000), `probed while failing: ${stats.batchesFailed} requests`)
+    t.equal(stats.spansDropped.get('export_failed') ?? 0, 0, 'probes do not use up the batch (10 attempts at most)')
+    t.equal(stats.queueDepth, 4, 'still kept')
+    receiver.setResponse()
+    const back = Date.now()
+    t.ok(await eventually(() => stats.spansExported === 4, 5000), 'delivered once the collector is back')
+    t.ok(Date.now() - back < 1500, `${Date.now() - back} ms after, not after its backoff`)
+    t.same(receiver.spans.map((s) => s.traceId), Array(4).fill(traceId(7)))
+  })
+
+  t.test(`a batch the collector asked to wait (Retry-After) is not probed early${where}`, async (t) => {
+    const receiver = await startOtlpReceiver({ response: { status: 503, retryAfterSeconds: 2 } })
+    t.teardown(() => receiver.close())
+    const { stats, queue } = await pipeline(t, inThread, { endpoint: receiver.tracesUrl, timeoutMs: 300, maxBatchSize: 4 }, 100)
+    queue.push(tree(traceId(8)))
+    t.ok(await eventually(() => stats.batchesFailed === 1 && stats.queueDepth === 4, 5000), 'failed, and held')
+    t.notOk(await eventually(() => stats.batchesFailed > 1, 1000), 'not sent again within the 2 s it asked for (ten probe intervals)')
+    receiver.setResponse()
+    t.ok(await eventually(() => stats.spansExported === 4, 5000), 'sent when its time came')
   })
 
   t.test(`collector unreachable: failures counted, the batch kept for a retry, no crash${where}`, async (t) => {
