@@ -220,9 +220,10 @@ export class SpanQueue implements SpanSink {
 
   /** With nothing in flight to tell whether the collector is back, the first batch waiting out a backoff goes now (PROBE_MS). */
   private probe(): void {
-    if (this.stats.inFlight > 0) return
+    const first = this.retries[0]
+    if (first === undefined || this.stats.inFlight > 0) return // sent meanwhile, or one under way will tell
     const now = Date.now()
-    if (this.retries[0]!.due <= now) return // one goes anyway
+    if (first.due <= now) return // one goes anyway
     const i = this.retries.findIndex((r) => !r.retryAfter)
     if (i < 0) return
     const r = this.retries.splice(i, 1)[0]!
