@@ -69,11 +69,11 @@ const MIN_BATCH_BYTES = 4 << 10
 const READY_TIMEOUT_MS = 30_000
 /**
  * The smallest young generation V8 takes (1 MB semi-spaces). The tracing
- * thread runs in HAProxy's gaps, on the cores HAProxy uses: with a larger
- * one HAProxy spent more CPU per request and kept fewer requests/s
- * (docs/BENCHMARKS.md), most likely because each pass through it evicts
- * HAProxy's data from the caches. It cost the tracing thread no measurable
- * CPU, and saves RSS.
+ * thread runs in HAProxy's gaps, on the cores HAProxy uses, and what it
+ * sweeps through evicts HAProxy's data from their caches: with 24 MB,
+ * HAProxy kept fewer requests/s in four A/B pairs of six (docs/BENCHMARKS.md;
+ * suggestive, not proven). It cost the tracing thread no measurable CPU,
+ * and saves about 5 MB of RSS.
  */
 const TRACING_THREAD_LIMITS = { maxYoungGenerationSizeMb: 3 }
 
