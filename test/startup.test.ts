@@ -171,13 +171,13 @@ t.test('--cpu-sched idle without chrt: one line, status 1, never listening; --ch
   t.same(await within(ok.exit, 15_000, '--check'), { code: 0, signal: null }, 'with chrt on PATH: valid')
 })
 
-t.test('--cpu-sched tracing-idle: the tracing thread runs under SCHED_IDLE, the main thread keeps its policy; no warning for SPOE', { skip: linux }, async (t) => {
+t.test('--cpu-sched tracing-idle: the tracing thread runs under SCHED_IDLE, the main thread and the export worker keep their policy; no warning for SPOE', { skip: linux }, async (t) => {
   const p = run(t, ['-p', '0', '--cpu-sched', 'tracing-idle', '--exporter', 'otlp', '--endpoint', 'http://127.0.0.1:9', '-i', '0'])
   await p.line((l) => l.msg === 'spoa-tracer started')
   t.equal(threadPolicy(p.child.pid!, p.child.pid!), 0, 'the main thread, which answers HAProxy: SCHED_OTHER (0)')
   const policies = threadPolicies(p.child.pid!)
   t.equal(policies.filter((x) => x === 5).length, 1, 'SCHED_IDLE (5) for one thread: the tracing thread')
-  t.ok(policies.filter((x) => x === 0).length >= 2, 'SCHED_OTHER for the others: main, the helpers of node')
+  t.ok(policies.filter((x) => x === 0).length >= 2, 'SCHED_OTHER for the others: main, the export worker, the helpers of node')
   const h = await FakeHaproxy.connect({ host: '127.0.0.1', port: await p.port() })
   t.teardown(() => h.destroy())
   await h.hello()

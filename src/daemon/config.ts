@@ -93,6 +93,10 @@ export function validateConfig(c: Config): Config {
     // this policy leaves to the tracing thread. A log-only agent wants idle.
     throw new ConfigError('--cpu-sched', 'tracing-idle is for SPOE and cannot take --log-intake; an agent that only takes the log stream runs with --cpu-sched idle')
   }
+  if (c.export.numWorkers === 0 && c.cpuSched !== 'tracing-idle' && c.export.exporter !== 'none') {
+    // The thread that builds the trees would send: the main thread, which answers HAProxy.
+    throw new ConfigError('num-workers', '0 (no export worker) needs --cpu-sched tracing-idle, whose tracing thread then sends the requests')
+  }
   return c
 }
 

@@ -9,8 +9,9 @@
 //
 // `tracing-idle` is the same for SPOE: the main thread, which answers
 // HAProxy, keeps the normal policy, and the tracing thread (the trees,
-// tracing-thread.ts) runs under SCHED_IDLE and sends the export requests
-// itself, with no export worker.
+// tracing-thread.ts) runs under SCHED_IDLE; its export worker, which only
+// sends HTTP requests, keeps the normal policy (with -n 0 there is none:
+// the tracing thread sends them).
 // HAProxy then waits for nothing that runs on idle time, and the span work
 // no longer preempts it.
 //

@@ -208,7 +208,7 @@ export const OPTIONS = {
     duration, (c, ms) => (c.export.timeoutMs = Math.max(1, ms))),
   'output-file': setting({ group: G_EXPORT, describe: 'File of the file exporter: OTLP/JSON, one request per line', default: 'spans.jsonl' },
     text, (c, f) => (c.export.file = f)),
-  'num-workers': setting({ alias: 'n', group: G_EXPORT, describe: 'Export worker threads', default: '1' }, integer(1, 64), (c, n) => (c.export.numWorkers = n)),
+  'num-workers': setting({ alias: 'n', group: G_EXPORT, describe: 'Export worker threads (0: the tracing thread sends, --cpu-sched tracing-idle only)', default: '1' }, integer(0, 64), (c, n) => (c.export.numWorkers = n)),
   'queue-size': setting({ group: G_EXPORT, describe: 'Spans queued for export at most; beyond, dropped and counted', env: ['OTEL_BSP_MAX_QUEUE_SIZE'], default: '32768' },
     integer(1), (c, n) => (c.export.maxQueueSize = n)),
   'batch-size': setting({ group: G_EXPORT, describe: 'Spans per export request at most', env: ['OTEL_BSP_MAX_EXPORT_BATCH_SIZE'], default: '2048' },

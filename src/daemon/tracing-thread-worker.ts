@@ -1,7 +1,7 @@
 // The tracing thread (--cpu-sched tracing-idle): the trees and their export,
 // off the thread that answers HAProxy. It runs the same tracing core as the
-// main thread does otherwise, sends the export requests itself (no export
-// worker), and runs under SCHED_IDLE. NOTIFYs come in batches of the
+// main thread does otherwise, with its export worker (with -n 0, it sends
+// the requests itself), and runs under SCHED_IDLE. NOTIFYs come in batches of the
 // bytes the main thread already answered (tracing-thread.ts has the layout);
 // each is decoded again here and applied with the time it arrived. A NOTIFY
 // that asks for a context (inject=) comes alone and gets its actions back.
@@ -26,7 +26,7 @@ const logger = pino({ level: init.level, base: undefined, timestamp: false }, { 
 const clock = new SystemClock()
 const core = createTracingCore(init.config, logger, clock, {
   traceBatchDelayMs: 0,
-  exportInThread: true,
+  exportInThread: init.config.export.numWorkers === 0,
   onError: (err) => logger.error({ err }, 'applying a NOTIFY failed: its messages are lost'),
 })
 const { store, tracing, exportStats } = core
@@ -121,13 +121,14 @@ port.on('message', (m: ToTracingThread) => {
   })
 })
 
-// SCHED_IDLE once the exporter is set up. The export requests go out from
-// this thread too, on the same idle CPU: export workers at the normal policy
-// preempted HAProxy for every request they sent, and were another isolate's
-// memory. Idle CPU is enough for them now: while the export queue is over
-// half full, NOTIFYs wait (above) and this thread's CPU goes to the requests
-// in flight. (Before that hold, export workers under SCHED_IDLE starved
-// after bursts: docs/BENCHMARKS.md.)
+// SCHED_IDLE once the export worker is up, not before: it keeps the normal
+// policy (one restarted after a crash inherits this thread's). Its work is
+// small, HTTP requests, but on idle CPU the export falls behind when the
+// host has none: under SCHED_IDLE export workers starved after bursts, and
+// with 64 keep-alive clients a tracing thread that sent its own requests
+// (-n 0) went past its 32 MiB bound and dropped 7-10% of the messages, where
+// one with an export worker kept every span (docs/BENCHMARKS.md). -n 0 saves
+// an isolate's memory and the worker's preemptions of HAProxy.
 core.poolReady.then(
   () => {
     try {

@@ -193,7 +193,7 @@ export function validateExportConfig(c: ExportConfig): ExportConfig {
   if (c.maxBatchSize > c.maxQueueSize) {
     throw new ConfigError('OTEL_BSP_MAX_EXPORT_BATCH_SIZE', `must not exceed the queue size (${c.maxQueueSize})`)
   }
-  if (c.numWorkers < 1 || c.numWorkers > 64) throw new ConfigError('num-workers', 'expected 1 to 64')
+  if (c.numWorkers < 0 || c.numWorkers > 64) throw new ConfigError('num-workers', 'expected 0 to 64')
   if (c.exporter === 'otlp') checkUrl('endpoint', c.endpoint)
   return c
 }

@@ -5,7 +5,7 @@
 // an inject= answered late) and the shutdown flush.
 
 import t, { type Test } from 'tap'
-import { DEFAULT_EXPORT_CONFIG } from '../../src/export/config.js'
+import { DEFAULT_EXPORT_CONFIG, type ExportConfig } from '../../src/export/config.js'
 import { type Config, DEFAULT_CONFIG } from '../../src/daemon/config.js'
 import { threadPolicy, threadPolicies } from '../../src/daemon/cpu-sched.js'
 import { startDaemon } from '../../src/daemon/main.js'
@@ -45,31 +45,34 @@ async function setup(t: Test, limits: TracingThreadLimits = {}, over: Partial<Co
   return { receiver, daemon, h, logs: cap.lines }
 }
 
-t.test('the trees are built and exported by the tracing thread, under SCHED_IDLE; the main thread keeps its policy', { skip: linux }, async (t) => {
-  const { receiver, daemon, h } = await setup(t)
-  t.equal(daemon.store, null, 'no trace store on the main thread')
-  t.equal(threadPolicy(process.pid, process.pid), 0, 'the main thread (which answers HAProxy) keeps SCHED_OTHER')
-  t.equal(threadPolicies(process.pid).filter((p) => p === SCHED_IDLE).length, 1, 'one thread runs under SCHED_IDLE: the tracing thread, which sends the export requests too')
-  let sid = 1
-  for (const id of ['r1', 'r2']) {
-    for (const messages of nineSpanFlow({ uniqueId: id })) {
-      h.notify(sid++, 1, messages)
-      const ack = await h.next()
-      t.same([ack.type, ack.type === 'ack' ? ack.actions : null], ['ack', []], 'answered at once, with no actions')
+for (const numWorkers of [1, 0]) {
+  const how = numWorkers === 0 ? ' (-n 0: the tracing thread sends them)' : ''
+    t.test(`the trees are built and exported by the tracing thread, under SCHED_IDLE; the main thread keeps its policy${how}`, { skip: linux }, async (t) => {
+    const { receiver, daemon, h } = await setup(t, {}, { export: { numWorkers } as ExportConfig })
+    t.equal(daemon.store, null, 'no trace store on the main thread')
+    t.equal(threadPolicy(process.pid, process.pid), 0, 'the main thread (which answers HAProxy) keeps SCHED_OTHER')
+    t.equal(threadPolicies(process.pid).filter((p) => p === SCHED_IDLE).length, 1, numWorkers === 0 ? 'the tracing thread runs under SCHED_IDLE' : 'the tracing thread runs under SCHED_IDLE (its export worker does not)')
+    let sid = 1
+    for (const id of ['r1', 'r2']) {
+      for (const messages of nineSpanFlow({ uniqueId: id })) {
+        h.notify(sid++, 1, messages)
+        const ack = await h.next()
+        t.same([ack.type, ack.type === 'ack' ? ack.actions : null], ['ack', []], 'answered at once, with no actions')
+      }
     }
-  }
-  const spans = await receiver.waitForSpans(18, 10_000)
-  t.equal(spans.length, 18, 'two whole trees')
-  t.equal(new Set(spans.map((s) => s.traceId)).size, 2)
-  for (const traceId of new Set(spans.map((s) => s.traceId))) {
-    const tree = spans.filter((s) => s.traceId === traceId)
-    const ids = new Set(tree.map((s) => s.spanId))
-    t.equal(tree.filter((s) => s.parentSpanId === '' || s.parentSpanId === undefined).length, 1, 'one root')
-    t.ok(tree.every((s) => !s.parentSpanId || ids.has(s.parentSpanId)), 'every parent in the same tree')
-  }
-  t.ok(await eventually(() => daemon.trees.stats.treesCompleted === 2 && daemon.exportStats.spansExported === 18, 3000), 'the counters reach the main thread')
-  t.equal(daemon.tracing.pending, 0, 'nothing waits')
-})
+    const spans = await receiver.waitForSpans(18, 10_000)
+    t.equal(spans.length, 18, 'two whole trees')
+    t.equal(new Set(spans.map((s) => s.traceId)).size, 2)
+    for (const traceId of new Set(spans.map((s) => s.traceId))) {
+      const tree = spans.filter((s) => s.traceId === traceId)
+      const ids = new Set(tree.map((s) => s.spanId))
+      t.equal(tree.filter((s) => s.parentSpanId === '' || s.parentSpanId === undefined).length, 1, 'one root')
+      t.ok(tree.every((s) => !s.parentSpanId || ids.has(s.parentSpanId)), 'every parent in the same tree')
+    }
+    t.ok(await eventually(() => daemon.trees.stats.treesCompleted === 2 && daemon.exportStats.spansExported === 18, 3000), 'the counters reach the main thread')
+    t.equal(daemon.tracing.pending, 0, 'nothing waits')
+  })
+}
 
 t.test('inject=: answered from the tracing thread with the span context; an open tree ended and flushed at shutdown', { skip: linux }, async (t) => {
   const { receiver, daemon, h, logs } = await setup(t)
@@ -136,6 +139,12 @@ t.test('a burst the export cannot take at once: NOTIFYs wait in the tracing thre
   t.equal(daemon.exportStats.spansDropped.size, 0, 'nothing dropped by the queue')
   t.equal(daemon.trees.stats.treesReaped, 0, 'no tree reaped while its NOTIFYs waited')
   t.equal(spans.filter((s) => s.attributes['spoa_tracer.incomplete'] !== undefined).length, 0, 'every span complete')
+})
+
+t.test('-n 0 (no export worker) without tracing-idle is refused by the configuration', async (t) => {
+  const { validateConfig } = await import('../../src/daemon/config.js')
+  t.throws(() => validateConfig({ ...DEFAULT_CONFIG, export: { ...DEFAULT_EXPORT_CONFIG, numWorkers: 0 } }), /0 \(no export worker\) needs --cpu-sched tracing-idle/)
+  t.doesNotThrow(() => validateConfig({ ...DEFAULT_CONFIG, cpuSched: 'tracing-idle', export: { ...DEFAULT_EXPORT_CONFIG, numWorkers: 0 } }), 'with it: valid')
 })
 
 t.test('--log-intake with tracing-idle is refused by the configuration', async (t) => {
