@@ -938,8 +938,7 @@ function describe(ctx: Context): string {
   const o = ctx.o
   const agent = o.agentCommand
     ? `agent: ${o.agentCommand}`
-    : `agent: ours (the daemon in bench/tracing-agent-process.ts), OTLP ${o.protocol}, ` +
-      (o.cpuSched === 'tracing-idle' ? 'sent by the tracing thread' : `${o.workers} export worker(s)`) +
+    : `agent: ours (the daemon in bench/tracing-agent-process.ts), OTLP ${o.protocol}, ${o.workers} export worker(s)` +
       (o.nodeArgs.length > 0 ? `, node ${o.nodeArgs.join(' ')}` : '') +
       (o.logReadPauseMs !== undefined ? `, --log-read-pause ${o.logReadPauseMs}` : '') +
       (o.cpuSched !== 'normal' ? `, --cpu-sched ${o.cpuSched}` : '') +

@@ -47,7 +47,7 @@ async function setup(t: Test, limits: TracingThreadLimits = {}, over: Partial<Co
 
 for (const numWorkers of [1, 0]) {
   const how = numWorkers === 0 ? ' (-n 0: the tracing thread sends them)' : ''
-    t.test(`the trees are built and exported by the tracing thread, under SCHED_IDLE; the main thread keeps its policy${how}`, { skip: linux }, async (t) => {
+  t.test(`the trees are built and exported by the tracing thread, under SCHED_IDLE; the main thread keeps its policy${how}`, { skip: linux }, async (t) => {
     const { receiver, daemon, h } = await setup(t, {}, { export: { numWorkers } as ExportConfig })
     t.equal(daemon.store, null, 'no trace store on the main thread')
     t.equal(threadPolicy(process.pid, process.pid), 0, 'the main thread (which answers HAProxy) keeps SCHED_OTHER')
