@@ -113,7 +113,7 @@ t.test('bad values: one message naming the option and the accepted values', asyn
     [['-p', '70000'], /^--port: expected an integer from 0 to 65535, got "70000"$/],
     [['-c', 'turbo'], /^--capability: expected pipelining, async, fragmentation; got "turbo"$/],
     [['-m', '100'], /^--max-frame-size: expected an integer from 256 to/],
-    [['-n', '0'], /^--num-workers: expected an integer from 1 to 64/],
+    [['-n', '65'], /^--num-workers: expected an integer from 0 to 64/],
     [['-r', 'later'], /^--runtime: expected a time: a number with an optional unit us, ms, s, m, h or d/],
     [['-d', 'loud'], /^--debug: expected a level \(fatal, error, warn, info, debug, trace, silent\) or 0, 1, 2/],
     [['--exporter', 'jaeger'], /^--exporter: expected one of otlp, console, file, none/],
@@ -204,7 +204,7 @@ t.test('--exporter console: logs go to stderr (the traces have stdout), unless a
 })
 
 t.test('every problem of a run at once, one line each', async (t) => {
-  const err = await parse(['--port', 'x', '--headers', 'a', '-n', '0', '-l', 'x:/tmp/a.log'], { OTEL_BSP_MAX_QUEUE_SIZE: 'lots' }).catch((e: unknown) => e)
+  const err = await parse(['--port', 'x', '--headers', 'a', '-n', '65', '-l', 'x:/tmp/a.log'], { OTEL_BSP_MAX_QUEUE_SIZE: 'lots' }).catch((e: unknown) => e)
   t.equal((err as Error).name, 'ConfigError')
   t.same(
     (err as { problems: Array<{ message: string }> }).problems.map((p) => p.message),
@@ -212,7 +212,7 @@ t.test('every problem of a run at once, one line each', async (t) => {
       'OTEL_BSP_MAX_QUEUE_SIZE: expected an integer >= 1, got "lots"',
       '--port: expected an integer from 0 to 65535, got "x"',
       '--headers: expected key=value pairs separated by commas, got entry 1',
-      '--num-workers: expected an integer from 1 to 64, got "0"',
+      '--num-workers: expected an integer from 0 to 64, got "65"',
       '--logfile: unknown MODE "x" in "x:/tmp/a.log"; expected [MODE:]FILE with MODE a, w, A or W',
     ],
   )
