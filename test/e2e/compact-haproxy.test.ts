@@ -8,7 +8,7 @@
 // The attributes, status and timing: semconv-haproxy.test.ts.
 
 import t, { type Test } from 'tap'
-import { requireHaproxy } from '../helpers/haproxy.js'
+import { checkUnsampledContext, requireHaproxy } from '../helpers/haproxy.js'
 import { get } from '../helpers/http.js'
 import { OtlpSpanKind } from '../../harness/otlp-receiver.js'
 import { exportIdle, spansBeforeMarker, startStack } from '../helpers/stack.js'
@@ -102,7 +102,9 @@ t.test('compact profile at 0%: only requests with a sampled parent are traced', 
   const { request } = await stack(t, 0)
   const none = await request('/new', {}, false)
   t.equal(none.all.length, 0)
-  t.match(none.backend.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'context still propagated, not sampled')
+  checkUnsampledContext(t, none.backend.traceparent, 'context still propagated, not sampled')
+  const bad = await request('/bad', { traceparent: `00-${T}-${'0'.repeat(16)}-01` }, false)
+  checkUnsampledContext(t, bad.backend.traceparent, 'an invalid context is replaced by one not sampled, not added to')
   const parent = await request('/parent', { traceparent: `00-${T}-${P}-01` })
   t.equal(parent.server!.traceId, T, 'a sampled parent is honoured')
 })
@@ -150,7 +152,7 @@ t.test('compact profile with SPOA_COMPACT_B3=1: B3 contexts are continued, in th
 
   const deny = await request('/b3-deny', { b3: '0' }, false)
   t.equal(deny.all.length, 0, 'b3: 0, "do not sample": no span')
-  t.match(deny.backend.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/, 'told downstream as a W3C context not sampled')
+  checkUnsampledContext(t, deny.backend.traceparent, 'told downstream as a W3C context not sampled')
 
   const both = await request('/both', { traceparent: `00-${T}-${P}-01`, b3: `${T64}${T64}-1111111111111111-1` })
   t.equal(both.server!.traceId, T, 'a valid traceparent wins over B3')
