@@ -5,6 +5,7 @@
 // checks between options throw UsageError, which prints the command's help.
 
 import yargs, { type Argv, type Options } from 'yargs'
+import { CPU_SCHEDS, type CpuSched } from '../src/daemon/cpu-sched.js'
 
 export class UsageError extends Error {}
 
@@ -39,6 +40,14 @@ export function str(a: Args, name: string): string | undefined {
 
 export function bool(a: Args, name: string): boolean {
   return a[name] === true
+}
+
+/** The agent's --cpu-sched as a bench passes it on: one of the agent's own values, normal when not given. */
+export function cpuSched(a: Args): CpuSched {
+  const v = str(a, 'cpu-sched')
+  if (v === undefined) return 'normal'
+  if ((CPU_SCHEDS as readonly string[]).includes(v)) return v as CpuSched
+  throw new UsageError(`--cpu-sched: ${CPU_SCHEDS.join(', ')}, not ${v}`)
 }
 
 const width = (): number => Math.min(110, process.stdout.columns || 100)

@@ -78,10 +78,10 @@ import { freePort, waitForPort } from '../harness/ports.js'
 import { guardChildren, type Proc, spawnTracked } from '../harness/process.js'
 import { type Column, fmt, median, medianRecord, spread, table } from '../harness/report.js'
 import { sleep } from '../harness/wait.js'
-import { type Args, type BenchCommand, bool, num, str, UsageError } from './cli.js'
+import { type Args, type BenchCommand, bool, cpuSched, num, str, UsageError } from './cli.js'
 import { AGENT_SCRIPT, shippedNodeFlags } from './agent-launch.js'
 import { JsonLineChild } from './json-line-child.js'
-import { CPU_SCHEDS, type CpuSched } from '../src/daemon/cpu-sched.js'
+import type { CpuSched } from '../src/daemon/cpu-sched.js'
 import type { SinkUsage } from './otlp-sink.js'
 import { childrenCpuUs, clockTicksPerSec, groupUsage, type MachineCpu, type Mem, procCpuUs, procMem, readMachineCpu } from './proc-stats.js'
 import type { TracingAgentUsage } from './tracing-agent-process.js'
@@ -296,12 +296,6 @@ function checkProfileCopy(mode: string, shipped: string): void {
   }
 }
 
-function cpuSched(v: string | undefined): CpuSched {
-  if (v === undefined) return 'normal'
-  if ((CPU_SCHEDS as readonly string[]).includes(v)) return v as CpuSched
-  throw new UsageError(`--cpu-sched: ${CPU_SCHEDS.join(', ')}, not ${v}`)
-}
-
 function agentSession(v: string | undefined): 'shared' | 'own' {
   if (v === undefined || v === 'shared' || v === 'own') return v ?? 'shared'
   throw new UsageError(`--agent-session: shared or own, not ${v}`)
@@ -356,7 +350,7 @@ function options(v: Args): Options {
     cpuProfDir: prof ? resolve(prof) : undefined,
     nodeArgs,
     logReadPauseMs: pause as number | undefined,
-    cpuSched: cpuSched(str(v, 'cpu-sched')),
+    cpuSched: cpuSched(v),
     agentSession: agentSession(str(v, 'agent-session')),
     json: bool(v, 'json'),
   }

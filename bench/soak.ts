@@ -19,8 +19,7 @@ import { guardChildren } from '../harness/process.js'
 import { fmt } from '../harness/report.js'
 import { SteadyLoad } from '../harness/steady-load.js'
 import { sleep, waitUntil } from '../harness/wait.js'
-import { type BenchCommand, bool, num, str, UsageError } from './cli.js'
-import { CPU_SCHEDS } from '../src/daemon/cpu-sched.js'
+import { type BenchCommand, bool, cpuSched, num } from './cli.js'
 import { AGENT_SCRIPT, shippedNodeFlags } from './agent-launch.js'
 import { JsonLineChild } from './json-line-child.js'
 import { clockTicksPerSec } from './proc-stats.js'
@@ -65,8 +64,7 @@ export const command: BenchCommand = {
       outageS: num(a, 'outage', 0),
       json: bool(a, 'json'),
     }
-    const cpuSched = str(a, 'cpu-sched') ?? 'normal'
-    if (!(CPU_SCHEDS as readonly string[]).includes(cpuSched)) throw new UsageError(`--cpu-sched: ${CPU_SCHEDS.join(', ')}, not ${cpuSched}`)
+    const sched = cpuSched(a)
     const unguard = guardChildren()
     const sink = await JsonLineChild.start({ name: 'the OTLP sink', script: SINK_SCRIPT })
     try {
@@ -74,7 +72,7 @@ export const command: BenchCommand = {
         name: 'the tracing agent',
         script: AGENT_SCRIPT,
         nodeArgs: shippedNodeFlags(),
-        args: ['--endpoint', `http://127.0.0.1:${sink.port}/v1/traces`, '--clk-tck', String(clockTicksPerSec()), '--cpu-sched', cpuSched],
+        args: ['--endpoint', `http://127.0.0.1:${sink.port}/v1/traces`, '--clk-tck', String(clockTicksPerSec()), '--cpu-sched', sched],
         timeoutMs: 30_000,
       })
       try {
